@@ -1,0 +1,293 @@
+"""Offline-first image data: always-present digits, MNIST / Fashion-MNIST when reachable.
+
+Usage::
+
+    from ptcourse.data import load_splits, subset_per_class, DeviceLoader
+    splits = load_splits("mnist", val_fraction=0.1)      # falls back to digits offline
+    few = subset_per_class(splits.train, k=10)           # 10 labelled images per class
+    loader = DeviceLoader(few, batch_size=64, shuffle=True)
+
+Images are float32 tensors of shape (N, 1, H, W) in [0, 1]; labels are int64.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+NETWORK_TIMEOUT_S = 5.0
+_TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+_FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+@dataclass
+class ImageSet(Dataset):
+    """Images ``x`` (N, 1, H, W) in [0, 1] with labels ``y`` (N,), a name and class names.
+
+    Usage: ``x, y = ds[0]; small = ds.subset([0, 5, 9])``
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    name: str
+    classes: list[str]
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 4 or len(self.x) != len(self.y):
+            raise ValueError(
+                f"expected x of shape (N, C, H, W) and y of shape (N,), got "
+                f"{tuple(self.x.shape)} and {tuple(self.y.shape)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> "ImageSet":
+        """A new ImageSet with the given rows."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageSet(self.x[idx], self.y[idx], self.name, self.classes)
+
+    def __repr__(self) -> str:
+        return f"ImageSet({self.name!r}, n={len(self)}, image={tuple(self.x.shape[1:])})"
+
+
+class Splits(NamedTuple):
+    """Disjoint train / validation / test sets."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+
+def data_dir() -> Path:
+    """Where datasets are cached: ``$PTCOURSE_DATA`` or ``~/.cache/ptcourse/data``."""
+    return Path(os.environ.get("PTCOURSE_DATA", Path.home() / ".cache" / "ptcourse" / "data"))
+
+
+def is_online(host: str = "ossci-datasets.s3.amazonaws.com", timeout: float = 3.0) -> bool:
+    """True if ``host`` answers on port 443 within ``timeout`` seconds.
+
+    ``PTCOURSE_OFFLINE=1`` makes it return False without trying (classrooms, tests).
+    """
+    if os.environ.get("PTCOURSE_OFFLINE", "") not in ("", "0"):
+        return False
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held_out) with ``fraction`` of every class held out."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    keep, held = train_test_split(idx, test_size=fraction, stratify=y.numpy(), random_state=seed)
+    return torch.as_tensor(np.sort(keep)), torch.as_tensor(np.sort(held))
+
+
+def load_digits() -> tuple[ImageSet, ImageSet]:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), as (train, test).
+
+    Always available offline. The test set is a fixed stratified 20 %, the same in
+    every run and for every seed, so it can never leak into training.
+
+    Usage: ``train, test = load_digits()``
+    """
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    x = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(bunch.target, dtype=torch.long)
+    keep, held = _stratified_split(y, 0.2, seed=0)
+    classes = [str(c) for c in range(10)]
+    return ImageSet(x[keep], y[keep], "digits", classes), ImageSet(x[held], y[held], "digits", classes)
+
+
+def _from_torchvision(name: str, root: Path, download: bool) -> tuple[ImageSet, ImageSet]:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, _TORCHVISION[name])
+    parts = []
+    for train in (True, False):
+        ds = cls(root=str(root), train=train, download=download)
+        x = ds.data.unsqueeze(1).float().div_(255.0)
+        parts.append(ImageSet(x, ds.targets.long(), name, list(ds.classes)))
+    return parts[0], parts[1]
+
+
+def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
+    """Load ``"mnist"`` or ``"fashion_mnist"`` as (train, test) with torchvision.
+
+    Uses the cache in ``root`` (default :func:`data_dir`) when it is there; otherwise
+    downloads (checksums verified by torchvision) with a short network timeout. When
+    the data cannot be had, prints one line and returns the always-present digits.
+
+    Usage: ``train, test = load_torchvision("fashion_mnist")``
+    """
+    if name not in _TORCHVISION:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_TORCHVISION)}")
+    root = Path(root) if root is not None else data_dir()
+    try:
+        return _from_torchvision(name, root, download=False)
+    except RuntimeError:
+        pass  # not cached yet
+    reason = "the network is unreachable"
+    if is_online():
+        try:
+            with _socket_timeout(NETWORK_TIMEOUT_S):
+                return _from_torchvision(name, root, download=True)
+        except Exception as err:  # any download failure falls back, never crashes
+            reason = f"the download failed ({type(err).__name__})"
+    print(f"[ptcourse] {name} is not cached and {reason}: using the bundled 8x8 digits instead.")
+    return load_digits()
+
+
+def load_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
+    """MNIST (28x28) as (train, test); the digits when offline. Usage: ``train, test = load_mnist()``"""
+    return load_torchvision("mnist", root)
+
+
+def load_fashion_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
+    """Fashion-MNIST as (train, test); the digits when offline. Usage: ``train, test = load_fashion_mnist()``"""
+    return load_torchvision("fashion_mnist", root)
+
+
+def _stratified_sample(ds: ImageSet, n: int | None, seed: int) -> ImageSet:
+    if n is None or n >= len(ds):
+        return ds
+    if n <= 0:
+        raise ValueError(f"a subset size must be positive, got {n}")
+    keep, _ = _stratified_split(ds.y, 1 - n / len(ds), seed)
+    return ds.subset(keep)
+
+
+def load_splits(
+    name: str = "mnist",
+    *,
+    val_fraction: float = 0.1,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+) -> Splits:
+    """Disjoint, stratified train / validation / test sets.
+
+    The test set is the dataset's own test set (optionally a fixed subsample of it);
+    the validation set is carved out of the training set, so nothing is shared.
+    ``train_size`` caps the training set (after the validation split).
+
+    Usage: ``train, val, test = load_splits("mnist", train_size=5000)``
+    """
+    if name == "digits":
+        train, test = load_digits()
+    elif name in _TORCHVISION:
+        train, test = load_torchvision(name)
+    else:
+        raise ValueError(f"unknown dataset {name!r}; expected 'digits', 'mnist' or 'fashion_mnist'")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    keep, held = _stratified_split(train.y, val_fraction, seed)
+    train, val = train.subset(keep), train.subset(held)
+    return Splits(
+        _stratified_sample(train, train_size, seed),
+        val,
+        _stratified_sample(test, test_size, seed=0),
+    )
+
+
+def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
+    """Exactly ``k`` randomly chosen examples of every class (a few-label training set).
+
+    Usage: ``few = subset_per_class(train, k=5, seed=1)``
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    gen = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in torch.unique(ds.y):
+        idx = torch.nonzero(ds.y == c).flatten()
+        if len(idx) < k:
+            raise ValueError(f"class {int(c)} has only {len(idx)} examples, fewer than k={k}")
+        chosen.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
+    return ds.subset(torch.sort(torch.cat(chosen)).values)
+
+
+class DeviceLoader:
+    """Batches of tensors that already live on the device: no workers, no copies.
+
+    For datasets that fit in device memory this is much faster than a DataLoader.
+    Shuffling draws a permutation on the device (its RNG is seeded by
+    ``seed_everything`` and saved in ``fit`` checkpoints).
+
+    Usage::
+
+        loader = DeviceLoader(train_set, batch_size=128, shuffle=True)
+        for x, y in loader: ...
+    """
+
+    def __init__(
+        self,
+        data: ImageSet | TensorDataset | Sequence[torch.Tensor],
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+    ) -> None:
+        if isinstance(data, ImageSet):
+            tensors = (data.x, data.y)
+        elif isinstance(data, TensorDataset):
+            tensors = data.tensors
+        elif isinstance(data, (tuple, list)) and data and all(isinstance(t, torch.Tensor) for t in data):
+            tensors = tuple(data)
+        else:
+            raise TypeError("data must be an ImageSet, a TensorDataset or a tuple of tensors")
+        if len({len(t) for t in tensors}) != 1:
+            raise ValueError(f"all tensors need the same length, got {[len(t) for t in tensors]}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if device is None:
+            from ptcourse.device import get_device
+
+            device = get_device()
+        self.device = torch.device(device)
+        self.tensors = tuple(t.to(self.device) for t in tensors)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.dataset = data  # like DataLoader.dataset
+
+    def __len__(self) -> int:
+        n = len(self.tensors[0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        n = len(self.tensors[0])
+        order = torch.randperm(n, device=self.device) if self.shuffle else None
+        for i in range(len(self)):
+            if order is None:
+                yield tuple(t[i * self.batch_size:(i + 1) * self.batch_size] for t in self.tensors)
+            else:
+                idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                yield tuple(t[idx] for t in self.tensors)

@@ -1,0 +1,89 @@
+"""Which device to compute on, which mixed-precision type it supports, and a summary.
+
+Usage::
+
+    from ptcourse import get_device, hardware_summary
+    device = get_device()          # cuda, then mps, then cpu
+    print(hardware_summary())
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import torch
+
+_VALID = ("cpu", "cuda", "mps")
+
+
+def get_device() -> torch.device:
+    """Return CUDA if available, then Apple MPS, then CPU.
+
+    Set ``PTCOURSE_DEVICE`` (e.g. ``cpu`` or ``cuda:1``) to override the choice.
+
+    Usage: ``model.to(get_device())``
+    """
+    wanted = os.environ.get("PTCOURSE_DEVICE", "").strip()
+    if wanted:
+        kind = wanted.split(":")[0]
+        if kind not in _VALID:
+            raise ValueError(
+                f"PTCOURSE_DEVICE={wanted!r} is not a device; expected cpu, cuda, cuda:N or mps"
+            )
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("PTCOURSE_DEVICE asks for CUDA, but no CUDA GPU is available")
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("PTCOURSE_DEVICE asks for MPS, but Apple MPS is not available")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def amp_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype to use on ``device`` by default, or ``None`` for no autocast.
+
+    bf16 on CUDA GPUs that support it, fp16 on older CUDA GPUs, none on MPS and CPU
+    (autocast there rarely pays off for the small models of this course).
+
+    Usage: ``amp_dtype(torch.device("cuda"))  # torch.bfloat16 on an A100``
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def hardware_summary(device: torch.device | str | None = None) -> dict[str, str]:
+    """Versions and capabilities of the machine, as a dict of printable strings.
+
+    Usage: ``for k, v in hardware_summary().items(): print(f"{k:>18}: {v}")``
+    """
+    device = torch.device(device) if device is not None else get_device()
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(terse=True),
+        "device": str(device),
+        "cpu threads": str(torch.get_num_threads()),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["device name"] = props.name
+        info["device memory"] = f"{props.total_memory / 2**30:.1f} GiB"
+        info["compute capability"] = f"{props.major}.{props.minor}"
+        info["CUDA (torch build)"] = str(torch.version.cuda)
+        info["bf16 supported"] = str(torch.cuda.is_bf16_supported())
+        info["TF32 capable"] = str(props.major >= 8)
+    elif device.type == "mps":
+        info["device name"] = "Apple GPU (Metal Performance Shaders)"
+        info["bf16 supported"] = "depends on macOS version (14+)"
+    else:
+        info["device name"] = platform.processor() or platform.machine()
+        info["bf16 supported"] = "emulated on CPU (autocast works, rarely faster)"
+    dtype = amp_dtype(device)
+    info["default autocast"] = str(dtype).replace("torch.", "") if dtype else "off"
+    return info

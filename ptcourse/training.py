@@ -1,0 +1,430 @@
+"""The training loop every chapter uses: ``fit`` and ``evaluate``.
+
+Usage::
+
+    from ptcourse import fit, evaluate, accuracy
+    history = fit(model, train_loader, epochs=10, loss_fn=nn.CrossEntropyLoss(),
+                  val_loader=val_loader, metrics={"acc": accuracy})
+    history.plot(x="epoch", y=["train_loss", "val_loss"])
+    evaluate(model, test_loader, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})
+
+A batch is a tuple ``(inputs..., target)`` or a dict (Hugging Face style). The loss is
+read from, in order: ``loss_fn(model(*inputs), target)`` when ``loss_fn`` is given,
+``model(**batch).loss`` for dict batches, or ``model(*batch)`` itself. A loss may be a
+tensor, an object with ``.loss``, or a dict of named losses (multi-task): the total
+is ``losses["loss"]`` if present, else the sum, and every name is logged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ptcourse.device import get_device
+
+Metric = Callable[[Any, torch.Tensor], float]
+
+
+def accuracy(outputs: Any, targets: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max over the last dimension equals the target.
+
+    Usage: ``fit(..., metrics={"acc": accuracy})``
+    """
+    logits = getattr(outputs, "logits", outputs)
+    return (logits.argmax(dim=-1) == targets).float().mean().item()
+
+
+# ---------------------------------------------------------------- batches and losses
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    return batch
+
+
+def _forward(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tuple[dict[str, torch.Tensor], Any, Any]:
+    """Run the model on one batch: (named losses incl. "loss", outputs, targets)."""
+    if isinstance(batch, Mapping):
+        targets = batch.get("labels")
+        outputs = model(**batch)
+        losses = loss_fn(outputs, targets) if loss_fn is not None else outputs
+    elif isinstance(batch, (tuple, list)):
+        if loss_fn is not None:
+            *inputs, targets = batch
+            outputs = model(*inputs)
+            losses = loss_fn(outputs, targets)
+        else:
+            targets = batch[-1]
+            outputs = losses = model(*batch)
+    else:
+        raise TypeError(f"a batch must be a tuple, list or dict, got {type(batch).__name__}")
+    return _named_losses(losses), outputs, targets
+
+
+def _named_losses(losses: Any) -> dict[str, torch.Tensor]:
+    if isinstance(losses, torch.Tensor):
+        return {"loss": losses}
+    if hasattr(losses, "loss"):  # a Hugging Face ModelOutput
+        if losses.loss is None:
+            raise ValueError(
+                "the model returned no loss: pass the labels in the batch (e.g. "
+                "BertForPreTraining needs both labels and next_sentence_label)"
+            )
+        return {"loss": losses.loss}
+    if isinstance(losses, Mapping):
+        named = {k: v for k, v in losses.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
+        if not named:
+            raise TypeError("the loss dict holds no scalar tensors")
+        if "loss" not in named:
+            named["loss"] = sum(named.values())
+        return named
+    raise TypeError(
+        "could not find a loss: pass loss_fn=..., or make the model return a loss tensor, "
+        "a dict of named losses, or an output with .loss (give a Hugging Face model its labels)"
+    )
+
+
+def _autocast(device: torch.device, amp: bool | str) -> tuple[Any, torch.dtype | None]:
+    """The autocast context and dtype for ``amp`` = "auto", True, False, "bf16" or "fp16"."""
+    from ptcourse.device import amp_dtype
+
+    if amp is False:
+        return nullcontext(), None
+    if amp == "auto":
+        dtype = amp_dtype(device)
+    elif amp is True:
+        dtype = amp_dtype(device) or torch.bfloat16
+    elif amp in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    else:
+        raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
+    if dtype is None:
+        return nullcontext(), None
+    return torch.autocast(device_type=device.type, dtype=dtype), dtype
+
+
+# ---------------------------------------------------------------- evaluation
+class _Meter:
+    """Sums of per-batch values weighted by batch size, kept on the device until read."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.count = 0
+
+    def add(self, values: Mapping[str, Any], n: int) -> None:
+        for k, v in values.items():
+            v = v.detach() if isinstance(v, torch.Tensor) else v
+            self.sums[k] = self.sums.get(k, 0.0) + v * n
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
+
+
+def _batch_size(batch: Any) -> int:
+    first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
+    return len(first)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    loss_fn: Callable | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    device: torch.device | str | None = None,
+    amp: bool | str = "auto",
+) -> dict[str, float]:
+    """Average losses and metrics of ``model`` over ``loader`` (in eval mode, no grad).
+
+    Usage: ``evaluate(model, test_loader, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})``
+    """
+    _check_common(model, loader, metrics)
+    device = torch.device(device) if device is not None else _model_device(model)
+    autocast, _ = _autocast(device, amp)
+    was_training = model.training
+    model.eval()
+    meter = _Meter()
+    try:
+        for batch in loader:
+            batch = _to_device(batch, device)
+            with autocast:
+                losses, outputs, targets = _forward(model, batch, loss_fn)
+            values: dict[str, Any] = dict(losses)
+            for name, fn in (metrics or {}).items():
+                values[name] = fn(outputs, targets)
+            meter.add(values, _batch_size(batch))
+    finally:
+        model.train(was_training)
+    if meter.count == 0:
+        raise ValueError("the loader yielded no batches")
+    return meter.means()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else get_device()
+
+
+def _check_common(model: Any, loader: Any, metrics: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(loader, Iterable):
+        raise TypeError(f"the loader must be iterable (a DataLoader or DeviceLoader), got {type(loader).__name__}")
+    if metrics is not None and (
+        not isinstance(metrics, Mapping) or not all(callable(f) for f in metrics.values())
+    ):
+        raise TypeError("metrics must be a dict of name -> function(outputs, targets) -> float")
+
+
+# ---------------------------------------------------------------- checkpoints
+def _rng_state() -> dict[str, Any]:
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "mps" in state and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])
+
+
+def _save_checkpoint(path: Path, **parts: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(parts, tmp)
+    tmp.replace(path)  # atomic: an interruption never leaves half a checkpoint
+
+
+# ---------------------------------------------------------------- live plot
+class _LivePlot:
+    """Redraws the loss curves in a notebook after every epoch (no-op elsewhere)."""
+
+    def __init__(self) -> None:
+        self.handle = None
+        try:
+            from IPython import get_ipython
+
+            self.enabled = get_ipython() is not None and "IPKernelApp" in get_ipython().config
+        except ImportError:
+            self.enabled = False
+
+    def update(self, rows: list[dict[str, float]]) -> None:
+        if not self.enabled:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from ptcourse.plots import plot_history
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        cols = [c for c in rows[0] if c.endswith("loss")]
+        plot_history(rows, columns=cols, ax=ax)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+# ---------------------------------------------------------------- fit
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    loss_fn: Callable | None = None,
+    val_loader: Iterable | None = None,
+    metrics: Mapping[str, Metric] | None = None,
+    scheduler: Any = None,
+    scheduler_interval: str = "step",
+    grad_accum_steps: int = 1,
+    max_grad_norm: float | None = None,
+    amp: bool | str = "auto",
+    device: torch.device | str | None = None,
+    early_stopping_patience: int | None = None,
+    monitor: str = "val_loss",
+    restore_best: bool = True,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    live_plot: bool = False,
+):
+    """Train ``model`` and return its history: a pandas DataFrame with one row per epoch.
+
+    - ``optimizer`` defaults to ``AdamW(model.parameters(), lr=lr)``.
+    - ``scheduler`` is stepped after every optimizer step (``scheduler_interval="step"``)
+      or once per epoch (``"epoch"``).
+    - ``grad_accum_steps=k`` sums the gradients of k micro-batches before each step
+      (the loss is divided by k, so the step equals one k-times larger batch).
+    - ``max_grad_norm`` clips the global gradient norm.
+    - ``amp``: "auto" (bf16 autocast on CUDA GPUs that support it, fp16 with a gradient
+      scaler on older ones, off on CPU and MPS), True, False, "bf16" or "fp16".
+    - ``early_stopping_patience=n`` stops after n epochs without improvement of
+      ``monitor`` (lower is better for names containing "loss", else higher); with
+      ``restore_best`` the model ends with the weights of its best epoch.
+    - ``checkpoint_path`` saves everything needed for an exact resume at the end of
+      every epoch; ``resume=True`` continues from it if it exists.
+
+    Usage: ``history = fit(model, train_loader, epochs=5, loss_fn=nn.CrossEntropyLoss())``
+    """
+    import pandas as pd
+
+    _check_common(model, train_loader, metrics)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be a positive int, got {grad_accum_steps!r}")
+    if max_grad_norm is not None and not max_grad_norm > 0:
+        raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
+    if scheduler_interval not in ("step", "epoch"):
+        raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+    if early_stopping_patience is not None and early_stopping_patience < 1:
+        raise ValueError(f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience!r}")
+    if monitor.startswith("val_") and val_loader is None and early_stopping_patience is not None:
+        raise ValueError(f"early stopping on {monitor!r} needs a val_loader")
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError("loss_fn must be callable, e.g. nn.CrossEntropyLoss()")
+
+    device = torch.device(device) if device is not None else get_device()
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores on Ampere and later
+        torch.backends.cudnn.allow_tf32 = True
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    autocast, amp_type = _autocast(device, amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_type == torch.float16 and device.type == "cuda")
+    better = (lambda a, b: a < b) if "loss" in monitor else (lambda a, b: a > b)
+
+    rows: list[dict[str, float]] = []
+    start_epoch, best_value, best_state, bad_epochs = 0, None, None, 0
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    if resume and path.exists():
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        _set_rng_state(ckpt["rng"])
+        start_epoch, rows = ckpt["epoch"], list(ckpt["history"])
+        best_value, best_state, bad_epochs = ckpt["best_value"], ckpt["best_state"], ckpt["bad_epochs"]
+
+    live = _LivePlot() if live_plot else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+        bar = tqdm(total=steps and steps * (epochs - start_epoch), desc="fit", unit="batch", leave=False)
+
+    stopped_early = False
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        meter = _Meter()
+        optimizer.zero_grad(set_to_none=True)
+        n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
+        for i, batch in enumerate(train_loader):
+            batch = _to_device(batch, device)
+            with autocast:
+                losses, _, _ = _forward(model, batch, loss_fn)
+            scaler.scale(losses["loss"] / grad_accum_steps).backward()
+            meter.add(losses, _batch_size(batch))
+            if (i + 1) % grad_accum_steps == 0 or (n_batches is not None and i + 1 == n_batches):
+                if max_grad_norm is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None and scheduler_interval == "step":
+                    scheduler.step()
+            if bar is not None:
+                bar.update()
+        if meter.count == 0:
+            raise ValueError("the training loader yielded no batches")
+        if any(p.grad is not None for p in model.parameters()):  # unknown length: flush the last group
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        if scheduler is not None and scheduler_interval == "epoch":
+            scheduler.step()
+
+        row: dict[str, float] = {"epoch": epoch + 1}
+        row.update({f"train_{k}": v for k, v in meter.means().items()})
+        if val_loader is not None:
+            val = evaluate(model, val_loader, loss_fn=loss_fn, metrics=metrics, device=device, amp=amp)
+            row.update({f"val_{k}": v for k, v in val.items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", monitor)})
+        if live is not None:
+            live.update(rows)
+
+        if early_stopping_patience is not None and monitor not in row:
+            raise KeyError(f"monitor={monitor!r} is not in the history columns {list(row)}")
+        if monitor in row:
+            value = row[monitor]
+            if best_value is None or better(value, best_value):
+                best_value, bad_epochs = value, 0
+                if restore_best and early_stopping_patience is not None:
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+        done = early_stopping_patience is not None and bad_epochs >= early_stopping_patience
+        if path is not None:
+            _save_checkpoint(
+                path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                scaler=scaler.state_dict(), rng=_rng_state(), epoch=epoch + 1, history=rows,
+                best_value=best_value, best_state=best_state, bad_epochs=bad_epochs,
+            )
+        if done:
+            stopped_early = True
+            break
+
+    if bar is not None:
+        bar.close()
+    if best_state is not None:  # early stopping: keep the weights of the best epoch
+        model.load_state_dict(best_state)
+    history = pd.DataFrame(rows)
+    history.attrs["best_" + monitor] = best_value
+    history.attrs["stopped_early"] = stopped_early
+    return history
