@@ -101,12 +101,12 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
         socket.setdefaulttimeout(old)
 
 
-def _stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (keep, held_out) with ``fraction`` of every class held out."""
+def _stratified_split(y: torch.Tensor, held_out: float | int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (keep, held) holding out a fraction (float) or a count (int), class by class."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
-    keep, held = train_test_split(idx, test_size=fraction, stratify=y.numpy(), random_state=seed)
+    keep, held = train_test_split(idx, test_size=held_out, stratify=y.numpy(), random_state=seed)
     return torch.as_tensor(np.sort(keep)), torch.as_tensor(np.sort(held))
 
 
@@ -182,7 +182,7 @@ def _stratified_sample(ds: ImageSet, n: int | None, seed: int) -> ImageSet:
         return ds
     if n <= 0:
         raise ValueError(f"a subset size must be positive, got {n}")
-    keep, _ = _stratified_split(ds.y, 1 - n / len(ds), seed)
+    keep, _ = _stratified_split(ds.y, len(ds) - n, seed)
     return ds.subset(keep)
 
 
