@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
+
+from ptcourse.paths import data_dir
 
 NETWORK_TIMEOUT_S = 5.0
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -70,11 +71,6 @@ class Splits(NamedTuple):
     train: ImageSet
     val: ImageSet
     test: ImageSet
-
-
-def data_dir() -> Path:
-    """Where datasets are cached: ``$PTCOURSE_DATA`` or ``~/.cache/ptcourse/data``."""
-    return Path(os.environ.get("PTCOURSE_DATA", Path.home() / ".cache" / "ptcourse" / "data"))
 
 
 def is_online(host: str = "ossci-datasets.s3.amazonaws.com", timeout: float = 3.0) -> bool:
@@ -291,3 +287,15 @@ class DeviceLoader:
             else:
                 idx = order[i * self.batch_size:(i + 1) * self.batch_size]
                 yield tuple(t[idx] for t in self.tensors)
+
+
+def prefetch() -> None:
+    """Download every dataset the course can use, e.g. before a class: ``python -m ptcourse.data``."""
+    print(f"[ptcourse] caching datasets in {data_dir()}")
+    for name in _TORCHVISION:
+        train, _ = load_torchvision(name)
+        print(f"[ptcourse] {name}: {'ready' if train.name == name else 'NOT available'}")
+
+
+if __name__ == "__main__":
+    prefetch()

@@ -1,0 +1,38 @@
+# Two commands on a fresh machine with only Python 3.10+:
+#   make lab    set everything up and open the course in JupyterLab
+#   make test   set everything up and run the whole test suite (what CI runs)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.ptcourse-installed
+
+.PHONY: setup lab test exercises links benchmark prefetch clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the course with its test tools
+
+lab: setup  ## open the course in JupyterLab
+	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+
+test: setup  ## run the unit tests and every notebook (fast profile, offline)
+	$(BIN)/python -m pytest
+
+exercises: setup  ## regenerate exercises/ from solutions/
+	$(BIN)/python scripts/make_exercises.py
+
+links: setup  ## rewrite the Colab / Binder links from pyproject.toml (REPO=https://github.com/you/fork to retarget)
+	$(BIN)/python scripts/sync_links.py $(if $(REPO),--repo $(REPO))
+
+prefetch: setup  ## download every dataset into the cache, e.g. before a class
+	$(BIN)/python -m ptcourse.data
+
+benchmark: setup  ## compare fit() with a hand-written loop
+	$(BIN)/python benchmarks/training_loop.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,27 @@
+"""Where the course keeps downloaded data and saved checkpoints.
+
+Usage::
+
+    from ptcourse.paths import data_dir, checkpoint_dir
+    print(data_dir(), checkpoint_dir())
+
+Both live under ``~/.cache/ptcourse`` unless ``PTCOURSE_DATA`` or
+``PTCOURSE_CHECKPOINTS`` point elsewhere (e.g. a shared drive in a classroom).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_CACHE = Path.home() / ".cache" / "ptcourse"
+
+
+def data_dir() -> Path:
+    """Datasets cache: ``$PTCOURSE_DATA`` or ``~/.cache/ptcourse/data``."""
+    return Path(os.environ.get("PTCOURSE_DATA", _CACHE / "data"))
+
+
+def checkpoint_dir() -> Path:
+    """Checkpoints (e.g. the mini-BERT of chapter 06): ``$PTCOURSE_CHECKPOINTS`` or ``~/.cache/ptcourse/checkpoints``."""
+    return Path(os.environ.get("PTCOURSE_CHECKPOINTS", _CACHE / "checkpoints"))
