@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)  ## create .venv and install the course with its test tools
 
 lab: setup  ## open the course in JupyterLab
-	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+	$(BIN)/jupyter lab notebooks/00_setup.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup  ## run the unit tests and every notebook (fast profile, offline)
 	$(BIN)/python -m pytest

@@ -126,8 +126,13 @@ class _Meter:
 
     def add(self, values: Mapping[str, Any], n: int) -> None:
         for k, v in values.items():
-            v = v.detach() if isinstance(v, torch.Tensor) else v
-            self.sums[k] = self.sums.get(k, 0.0) + v * n
+            if isinstance(v, torch.Tensor):
+                if k in self.sums:
+                    self.sums[k].add_(v.detach(), alpha=n)  # one in-place op, no sync
+                else:
+                    self.sums[k] = v.detach().float() * n
+            else:
+                self.sums[k] = self.sums.get(k, 0.0) + v * n
         self.count += n
 
     def means(self) -> dict[str, float]:
@@ -363,7 +368,8 @@ def fit(
             batch = _to_device(batch, device)
             with autocast:
                 losses, _, _ = _forward(model, batch, loss_fn)
-            scaler.scale(losses["loss"] / grad_accum_steps).backward()
+            loss = losses["loss"] if grad_accum_steps == 1 else losses["loss"] / grad_accum_steps
+            scaler.scale(loss).backward()
             meter.add(losses, _batch_size(batch))
             if (i + 1) % grad_accum_steps == 0 or (n_batches is not None and i + 1 == n_batches):
                 if max_grad_norm is not None:
