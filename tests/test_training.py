@@ -252,3 +252,21 @@ def test_standard_dataloader_and_device_loader_agree():
     a = evaluate(mlp(), DataLoader(data, batch_size=32), loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})
     b = evaluate(mlp(), DeviceLoader(data, 32, device=CPU), loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})
     assert a == pytest.approx(b)
+
+
+def test_channels_last_and_compile_give_the_same_training():
+    images = torch.rand(32, 1, 8, 8)
+    labels = torch.randint(0, 3, (32,))
+
+    def cnn():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3))
+
+    runs = [dict(), dict(channels_last=True), dict(compile={"backend": "eager"})]
+    losses = []
+    for options in runs:
+        loader = DeviceLoader((images, labels), 8, device=CPU)
+        history = fit(cnn(), loader, epochs=2, loss_fn=nn.CrossEntropyLoss(), device=CPU, progress=False, **options)
+        losses.append(history["train_loss"].to_list())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert losses[2] == pytest.approx(losses[0], rel=1e-4)
