@@ -10,8 +10,9 @@ STAMP  := $(VENV)/.ptcourse-installed
 .PHONY: setup lab test exercises links benchmark prefetch clean
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "The course needs Python 3.10 or newer; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.12 ...")'
+	$(PYTHON) -m venv $(VENV) || { echo "Could not create a virtual environment: install the venv module (e.g. apt install python3-venv)"; exit 1; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[lab,test]"
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the course with its test tools

@@ -31,7 +31,7 @@ _FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
-@dataclass
+@dataclass(eq=False)
 class ImageSet(Dataset):
     """Images ``x`` (N, 1, H, W) in [0, 1] with labels ``y`` (N,), a name and class names.
 
@@ -176,8 +176,9 @@ def load_fashion_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageS
 def _stratified_sample(ds: ImageSet, n: int | None, seed: int) -> ImageSet:
     if n is None or n >= len(ds):
         return ds
-    if n <= 0:
-        raise ValueError(f"a subset size must be positive, got {n}")
+    n_classes = len(torch.unique(ds.y))
+    if n < n_classes:
+        raise ValueError(f"a stratified subset needs at least one example per class: size >= {n_classes}, got {n}")
     keep, _ = _stratified_split(ds.y, len(ds) - n, seed)
     return ds.subset(keep)
 
@@ -198,14 +199,14 @@ def load_splits(
 
     Usage: ``train, val, test = load_splits("mnist", train_size=5000)``
     """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if name == "digits":
         train, test = load_digits()
     elif name in _TORCHVISION:
         train, test = load_torchvision(name)
     else:
         raise ValueError(f"unknown dataset {name!r}; expected 'digits', 'mnist' or 'fashion_mnist'")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     keep, held = _stratified_split(train.y, val_fraction, seed)
     train, val = train.subset(keep), train.subset(held)
     return Splits(
@@ -272,7 +273,7 @@ class DeviceLoader:
         self.device = torch.device(device)
         self.tensors = tuple(t.to(self.device) for t in tensors)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.dataset = data  # like DataLoader.dataset
+        self.dataset = data if isinstance(data, Dataset) else TensorDataset(*tensors)  # like DataLoader.dataset
 
     def __len__(self) -> int:
         n = len(self.tensors[0])

@@ -24,7 +24,7 @@ def get_device() -> torch.device:
 
     Usage: ``model.to(get_device())``
     """
-    wanted = os.environ.get("PTCOURSE_DEVICE", "").strip()
+    wanted = os.environ.get("PTCOURSE_DEVICE", "").strip().lower()
     if wanted:
         kind = wanted.split(":")[0]
         if kind not in _VALID:
@@ -47,14 +47,21 @@ def amp_dtype(device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype to use on ``device`` by default, or ``None`` for no autocast.
 
     bf16 on CUDA GPUs that support it, fp16 on older CUDA GPUs, none on MPS and CPU
-    (autocast there rarely pays off for the small models of this course).
+    (autocast there rarely pays off for the small models of this course). On a CUDA GPU
+    bf16 needs compute capability 8.0 (Ampere) or newer; older GPUs get fp16.
 
     Usage: ``amp_dtype(torch.device("cuda"))  # torch.bfloat16 on an A100``
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if _native_bf16(device) else torch.float16
     return None
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """bf16 in hardware: Ampere (compute capability 8.0) and newer. Older GPUs such as
+    the T4 only emulate it, slowly, although ``torch.cuda.is_bf16_supported()`` says yes."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def hardware_summary(device: torch.device | str | None = None) -> dict[str, str]:
@@ -76,11 +83,11 @@ def hardware_summary(device: torch.device | str | None = None) -> dict[str, str]
         info["device memory"] = f"{props.total_memory / 2**30:.1f} GiB"
         info["compute capability"] = f"{props.major}.{props.minor}"
         info["CUDA (torch build)"] = str(torch.version.cuda)
-        info["bf16 supported"] = str(torch.cuda.is_bf16_supported())
+        info["bf16 supported"] = "yes (native)" if _native_bf16(device) else "emulated only (use fp16)"
         info["TF32 capable"] = str(props.major >= 8)
     elif device.type == "mps":
         info["device name"] = "Apple GPU (Metal Performance Shaders)"
-        info["bf16 supported"] = "depends on macOS version (14+)"
+        info["bf16 supported"] = "macOS 14+ with torch 2.6+; fp16 autocast from torch 2.5"
     else:
         info["device name"] = platform.processor() or platform.machine()
         info["bf16 supported"] = "emulated on CPU (autocast works, rarely faster)"

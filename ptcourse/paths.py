@@ -17,11 +17,16 @@ from pathlib import Path
 _CACHE = Path.home() / ".cache" / "ptcourse"
 
 
+def _from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
 def data_dir() -> Path:
     """Datasets cache: ``$PTCOURSE_DATA`` or ``~/.cache/ptcourse/data``."""
-    return Path(os.environ.get("PTCOURSE_DATA", _CACHE / "data"))
+    return _from_env("PTCOURSE_DATA", _CACHE / "data")
 
 
 def checkpoint_dir() -> Path:
     """Checkpoints (e.g. the mini-BERT of chapter 06): ``$PTCOURSE_CHECKPOINTS`` or ``~/.cache/ptcourse/checkpoints``."""
-    return Path(os.environ.get("PTCOURSE_CHECKPOINTS", _CACHE / "checkpoints"))
+    return _from_env("PTCOURSE_CHECKPOINTS", _CACHE / "checkpoints")

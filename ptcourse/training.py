@@ -17,7 +17,6 @@ is ``losses["loss"]`` if present, else the sum, and every name is logged.
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -38,10 +37,13 @@ Metric = Callable[[Any, torch.Tensor], float]
 def accuracy(outputs: Any, targets: torch.Tensor) -> float:
     """Fraction of rows whose arg-max over the last dimension equals the target.
 
+    Targets equal to -100 (PyTorch's and Hugging Face's "ignore" label) are skipped.
+
     Usage: ``fit(..., metrics={"acc": accuracy})``
     """
     logits = getattr(outputs, "logits", outputs)
-    return (logits.argmax(dim=-1) == targets).float().mean().item()
+    keep = targets != -100  # the "ignore" label of masked-token tasks
+    return (logits.argmax(dim=-1) == targets)[keep].float().mean().item()
 
 
 # ---------------------------------------------------------------- batches and losses
@@ -108,7 +110,7 @@ def _autocast(device: torch.device, amp: bool | str) -> tuple[Any, torch.dtype |
     if amp == "auto":
         dtype = amp_dtype(device)
     elif amp is True:
-        dtype = amp_dtype(device) or torch.bfloat16
+        dtype = amp_dtype(device) or (torch.float16 if device.type == "mps" else torch.bfloat16)
     elif amp in ("bf16", "fp16"):
         dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     else:
@@ -263,6 +265,59 @@ class _LivePlot:
         plt.close(fig)
 
 
+# ---------------------------------------------------------------- early stopping
+class _EarlyStopping:
+    """Tracks the best value of ``monitor``, the epochs since, and the best weights."""
+
+    def __init__(self, monitor: str, mode: str, patience: int | None, restore_best: bool) -> None:
+        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
+        self.minimise = "loss" in monitor if mode == "auto" else mode == "min"
+        self.best: float | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs, self.stopped = 0, False
+
+    def require(self, row: Mapping[str, float]) -> str:
+        if self.monitor not in row:
+            raise KeyError(f"monitor={self.monitor!r} is not in the history columns {list(row)}")
+        return self.monitor
+
+    def update(self, row: Mapping[str, float], model: nn.Module) -> None:
+        if self.patience is None:
+            if self.monitor in row:
+                self._record(row[self.monitor], None)
+            return
+        self._record(row[self.require(row)], model)
+        self.stopped = self.bad_epochs >= self.patience
+
+    def _record(self, value: float, model: nn.Module | None) -> None:
+        improved = not math.isnan(value) and (
+            self.best is None or math.isnan(self.best)
+            or (value < self.best if self.minimise else value > self.best)
+        )
+        if improved:
+            self.best, self.bad_epochs = value, 0
+            if model is not None and self.restore_best:
+                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.bad_epochs += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_state": self.best_state, "bad_epochs": self.bad_epochs,
+                "stopped": self.stopped}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.best_state = state["best"], state["best_state"]
+        self.bad_epochs, self.stopped = state["bad_epochs"], state["stopped"]
+
+
+def _len_or_none(loader: Any) -> int | None:
+    """``len(loader)``, or None for loaders without a length (e.g. over an IterableDataset)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 # ---------------------------------------------------------------- fit
 def fit(
     model: nn.Module,
@@ -282,6 +337,7 @@ def fit(
     device: torch.device | str | None = None,
     early_stopping_patience: int | None = None,
     monitor: str = "val_loss",
+    mode: str = "auto",
     restore_best: bool = True,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
@@ -296,13 +352,15 @@ def fit(
     - ``scheduler`` is stepped after every optimizer step (``scheduler_interval="step"``)
       or once per epoch (``"epoch"``).
     - ``grad_accum_steps=k`` sums the gradients of k micro-batches before each step
-      (the loss is divided by k, so the step equals one k-times larger batch).
+      (each loss is divided by k, so with equal micro-batches the step equals one
+      k-times larger batch; a shorter last group is divided by its own size).
     - ``max_grad_norm`` clips the global gradient norm.
     - ``amp``: "auto" (bf16 autocast on CUDA GPUs that support it, fp16 with a gradient
       scaler on older ones, off on CPU and MPS), True, False, "bf16" or "fp16".
     - ``early_stopping_patience=n`` stops after n epochs without improvement of
-      ``monitor`` (lower is better for names containing "loss", else higher); with
-      ``restore_best`` the model ends with the weights of its best epoch.
+      ``monitor``; ``mode`` is "min", "max" or "auto" (min for names containing "loss",
+      else max). With ``restore_best`` the model ends with the weights of its best epoch.
+      A ``ReduceLROnPlateau`` scheduler (``scheduler_interval="epoch"``) also follows ``monitor``.
     - ``channels_last=True`` stores CNN weights and image batches channels-last (faster
       convolutions on GPUs); ``compile=True`` (or a dict of ``torch.compile`` options)
       compiles the model first.
@@ -322,8 +380,13 @@ def fit(
         raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
     if scheduler_interval not in ("step", "epoch"):
         raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
-    if early_stopping_patience is not None and early_stopping_patience < 1:
-        raise ValueError(f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience!r}")
+    if early_stopping_patience is not None and (
+        isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int)
+        or early_stopping_patience < 1
+    ):
+        raise ValueError(f"early_stopping_patience must be a positive int or None, got {early_stopping_patience!r}")
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if monitor.startswith("val_") and val_loader is None and early_stopping_patience is not None:
         raise ValueError(f"early stopping on {monitor!r} needs a val_loader")
     if resume and checkpoint_path is None:
@@ -331,114 +394,115 @@ def fit(
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError("loss_fn must be callable, e.g. nn.CrossEntropyLoss()")
 
+    if optimizer is None:
+        if scheduler is not None:
+            raise ValueError("a scheduler needs the optimizer it wraps: pass optimizer=... as well")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    elif scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise ValueError("the scheduler must wrap the optimizer passed to fit")
+
     device = torch.device(device) if device is not None else get_device()
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     net = torch.compile(model, **(compile if isinstance(compile, dict) else {})) if compile else model
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 tensor cores on Ampere and later
-        torch.backends.cudnn.allow_tf32 = True
-    if optimizer is None:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     autocast, amp_type = _autocast(device, amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_type == torch.float16 and device.type == "cuda")
-    better = (lambda a, b: a < b) if "loss" in monitor else (lambda a, b: a > b)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_type == torch.float16)
+    stopper = _EarlyStopping(monitor, mode, early_stopping_patience, restore_best)
 
     rows: list[dict[str, float]] = []
-    start_epoch, best_value, best_state, bad_epochs = 0, None, None, 0
+    start_epoch = 0
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     if resume and path.exists():
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
+        if scheduler is not None and ckpt["scheduler"] is not None:
             scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if scaler.is_enabled() and ckpt["scaler"]:
+            scaler.load_state_dict(ckpt["scaler"])
         _set_rng_state(ckpt["rng"])
         start_epoch, rows = ckpt["epoch"], list(ckpt["history"])
-        best_value, best_state, bad_epochs = ckpt["best_value"], ckpt["best_state"], ckpt["bad_epochs"]
+        stopper.load_state_dict(ckpt["early_stopping"])
 
-    live = _LivePlot() if live_plot else None
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        steps = len(train_loader) if hasattr(train_loader, "__len__") else None
-        bar = tqdm(total=steps and steps * (epochs - start_epoch), desc="fit", unit="batch", leave=False)
-
-    stopped_early = False
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        model.train()
-        meter = _Meter()
-        optimizer.zero_grad(set_to_none=True)
-        n_batches = len(train_loader) if hasattr(train_loader, "__len__") else None
-        for i, batch in enumerate(train_loader):
-            batch = _to_device(batch, device, channels_last)
-            with autocast:
-                losses, _, _ = _forward(net, batch, loss_fn)
-            loss = losses["loss"] if grad_accum_steps == 1 else losses["loss"] / grad_accum_steps
-            scaler.scale(loss).backward()
-            meter.add(losses, _batch_size(batch))
-            if (i + 1) % grad_accum_steps == 0 or (n_batches is not None and i + 1 == n_batches):
-                if max_grad_norm is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                if scheduler is not None and scheduler_interval == "step":
-                    scheduler.step()
-            if bar is not None:
-                bar.update()
-        if meter.count == 0:
-            raise ValueError("the training loader yielded no batches")
-        if any(p.grad is not None for p in model.parameters()):  # unknown length: flush the last group
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-        if scheduler is not None and scheduler_interval == "epoch":
+    def optimizer_step() -> None:
+        if max_grad_norm is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
+        model.zero_grad(set_to_none=True)
+        if scheduler is not None and scheduler_interval == "step":
             scheduler.step()
 
-        row: dict[str, float] = {"epoch": epoch + 1}
-        row.update({f"train_{k}": v for k, v in meter.means().items()})
-        if val_loader is not None:
-            val = evaluate(net, val_loader, loss_fn=loss_fn, metrics=metrics, device=device, amp=amp)
-            row.update({f"val_{k}": v for k, v in val.items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
+    n_batches = _len_or_none(train_loader)
+    bar = None
+    if progress and not stopper.stopped:
+        from tqdm.auto import tqdm
+
+        total = n_batches * (epochs - start_epoch) if n_batches is not None else None
+        bar = tqdm(total=total, desc="fit", unit="batch", leave=False)
+    live = _LivePlot() if live_plot else None
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if device.type == "cuda":  # TF32 tensor cores on Ampere and later, for this run only
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        for epoch in range(start_epoch, epochs):
+            if stopper.stopped:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            model.zero_grad(set_to_none=True)
+            meter = _Meter()
+            for i, batch in enumerate(train_loader):
+                batch = _to_device(batch, device, channels_last)
+                with autocast:
+                    losses, _, _ = _forward(net, batch, loss_fn)
+                # each micro-batch's share of the step: 1/k, or 1/r for a last group of r < k
+                group_start = i - i % grad_accum_steps
+                group = grad_accum_steps if n_batches is None else min(grad_accum_steps, n_batches - group_start)
+                scaler.scale(losses["loss"] if group == 1 else losses["loss"] / group).backward()
+                meter.add(losses, _batch_size(batch))
+                if (i + 1) % grad_accum_steps == 0 or i + 1 == n_batches:
+                    optimizer_step()
+                if bar is not None:
+                    bar.update()
+            if meter.count == 0:
+                raise ValueError("the training loader yielded no batches")
+            if any(p.grad is not None for g in optimizer.param_groups for p in g["params"]):
+                optimizer_step()  # a loader of unknown length ended inside a group
+
+            row: dict[str, float] = {"epoch": epoch + 1}
+            row.update({f"train_{k}": v for k, v in meter.means().items()})
+            if val_loader is not None:
+                val = evaluate(net, val_loader, loss_fn=loss_fn, metrics=metrics, device=device, amp=amp)
+                row.update({f"val_{k}": v for k, v in val.items()})
+            row["lr"] = optimizer.param_groups[0]["lr"]
+            row["seconds"] = time.perf_counter() - t0
+            rows.append(row)
+            if scheduler is not None and scheduler_interval == "epoch":
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(row[stopper.require(row)])
+                else:
+                    scheduler.step()
+            stopper.update(row, model)
+            if bar is not None:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", monitor)})
+            if live is not None:
+                live.update(rows)
+            if path is not None:
+                _save_checkpoint(
+                    path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict() if scheduler is not None else None,
+                    scaler=scaler.state_dict(), rng=_rng_state(), epoch=epoch + 1, history=rows,
+                    early_stopping=stopper.state_dict(),
+                )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
         if bar is not None:
-            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", monitor)})
-        if live is not None:
-            live.update(rows)
+            bar.close()
 
-        if early_stopping_patience is not None and monitor not in row:
-            raise KeyError(f"monitor={monitor!r} is not in the history columns {list(row)}")
-        if monitor in row:
-            value = row[monitor]
-            if best_value is None or better(value, best_value):
-                best_value, bad_epochs = value, 0
-                if restore_best and early_stopping_patience is not None:
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-        done = early_stopping_patience is not None and bad_epochs >= early_stopping_patience
-        if path is not None:
-            _save_checkpoint(
-                path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict() if scheduler is not None else None,
-                scaler=scaler.state_dict(), rng=_rng_state(), epoch=epoch + 1, history=rows,
-                best_value=best_value, best_state=best_state, bad_epochs=bad_epochs,
-            )
-        if done:
-            stopped_early = True
-            break
-
-    if bar is not None:
-        bar.close()
-    if best_state is not None:  # early stopping: keep the weights of the best epoch
-        model.load_state_dict(best_state)
+    if stopper.best_state is not None:  # early stopping: keep the weights of the best epoch
+        model.load_state_dict(stopper.best_state)
     history = pd.DataFrame(rows)
-    history.attrs["best_" + monitor] = best_value
-    history.attrs["stopped_early"] = stopped_early
+    history.attrs["best_" + monitor] = stopper.best
+    history.attrs["stopped_early"] = stopper.stopped
     return history

@@ -21,7 +21,7 @@ def test_import_is_fast_and_lazy():
 
 
 def test_device_override(monkeypatch):
-    monkeypatch.setenv("PTCOURSE_DEVICE", "cpu")
+    monkeypatch.setenv("PTCOURSE_DEVICE", "CPU")
     assert get_device() == torch.device("cpu")
     monkeypatch.setenv("PTCOURSE_DEVICE", "tpu")
     with pytest.raises(ValueError, match="not a device"):
@@ -57,7 +57,8 @@ def test_auto_profile(monkeypatch):
     monkeypatch.setenv("PTCOURSE_PROFILE", "huge")
     with pytest.raises(ValueError, match="not a profile"):
         profile()
-    assert "PTCOURSE_PROFILE" in ptcourse.profiles.describe.__doc__ + "PTCOURSE_PROFILE"
+    monkeypatch.setenv("PTCOURSE_PROFILE", "fast")
+    assert "fast" in ptcourse.profiles.describe() and "PTCOURSE_PROFILE" in ptcourse.profiles.describe()
 
 
 def test_seed_everything_reproduces():

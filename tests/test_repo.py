@@ -73,6 +73,14 @@ def test_launch_links_are_in_sync():
     assert sync_links.planned_changes(sync_links.repository_url()) == {}, "run: python scripts/sync_links.py"
 
 
+def test_retargeting_a_fork_leaves_no_old_address():
+    fork = "https://github.com/some-teacher/course-fork"
+    old = sync_links._owner_repo(sync_links.repository_url())
+    for path, text in sync_links.planned_changes(fork).items():
+        assert old not in text, f"{rel(path)} still points at {old} after retargeting"
+    assert (ROOT / "README.md") in sync_links.planned_changes(fork)
+
+
 def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_one():
     assert "make lab" in README and "make test" in README
     ci = (ROOT / ".ci" / "run").read_text()

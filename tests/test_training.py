@@ -227,6 +227,8 @@ def test_hugging_face_model_with_loss():
         (dict(epochs=1, scheduler_interval="batch"), ValueError, "scheduler_interval"),
         (dict(epochs=1, metrics={"acc": 3}), TypeError, "metrics"),
         (dict(epochs=1, early_stopping_patience=2), ValueError, "val_loader"),
+        (dict(epochs=1, early_stopping_patience=1.5), ValueError, "early_stopping_patience"),
+        (dict(epochs=1, mode="up"), ValueError, "mode"),
         (dict(epochs=1, monitor="val_acc", early_stopping_patience=1, val_loader=[(torch.zeros(2, 8), torch.zeros(2).long())]),
          KeyError, "val_acc"),
     ],
@@ -270,3 +272,101 @@ def test_channels_last_and_compile_give_the_same_training():
         losses.append(history["train_loss"].to_list())
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     assert losses[2] == pytest.approx(losses[0], rel=1e-4)
+
+
+def test_a_short_last_accumulation_group_is_scaled_by_its_own_size():
+    data = toy_data(n=48)  # 6 micro-batches of 8 with k=4: groups of 4 and 2
+    seen = []
+    model = mlp()
+
+    class Spy(torch.optim.SGD):
+        def step(self, closure=None):
+            seen.append({n: p.grad.clone() for n, p in model.named_parameters()})
+            return super().step(closure)
+
+    fit(model, DeviceLoader(data, 8, device=CPU), epochs=1, optimizer=Spy(model.parameters(), lr=0.0),
+        loss_fn=nn.CrossEntropyLoss(), grad_accum_steps=4, device=CPU, progress=False)
+    reference = mlp()
+    nn.functional.cross_entropy(reference(data.tensors[0][32:]), data.tensors[1][32:]).backward()
+    assert len(seen) == 2
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(seen[1][name], p.grad, rtol=1e-5, atol=1e-6)
+
+
+class Endless(torch.utils.data.IterableDataset):
+    def __init__(self, data):
+        self.data = data
+
+    def __iter__(self):
+        return iter(self.data)
+
+
+def test_loader_without_length_flushes_the_last_group():
+    data = toy_data(n=40)
+    model = mlp()
+    steps = []
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt.register_step_post_hook(lambda *args: steps.append(1))
+    loader = DataLoader(Endless(data), batch_size=8)  # 5 batches, no len()
+    fit(model, loader, epochs=1, optimizer=opt, loss_fn=nn.CrossEntropyLoss(), grad_accum_steps=2,
+        device=CPU)  # progress bar without a total
+    assert len(steps) == 3  # groups of 2, 2 and a flushed 1
+
+
+def test_reduce_lr_on_plateau_follows_the_monitor():
+    data = toy_data()
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=0, factor=0.5)
+    loader = DeviceLoader(data, 32, device=CPU)
+    frozen = [(x, torch.zeros_like(y)) for x, y in loader]  # a metric that never improves
+    history = fit(model, loader, epochs=3, optimizer=opt, scheduler=sched, scheduler_interval="epoch",
+                  loss_fn=nn.CrossEntropyLoss(), val_loader=frozen, metrics={"one": lambda o, t: 1.0},
+                  monitor="val_one", device=CPU, progress=False)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5**2)
+    assert list(history["lr"]) == pytest.approx([0.1, 0.1, 0.05])
+
+
+def test_scheduler_must_drive_the_optimizer_that_fit_uses():
+    model = mlp()
+    other = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(other, 1)
+    with pytest.raises(ValueError, match="optimizer"):
+        fit(model, DeviceLoader(toy_data(), 32, device=CPU), epochs=1, scheduler=sched, device=CPU)
+    with pytest.raises(ValueError, match="wrap the optimizer"):
+        fit(model, DeviceLoader(toy_data(), 32, device=CPU), epochs=1, scheduler=sched, device=CPU,
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_more(tmp_path):
+    data = toy_data()
+    kwargs = dict(epochs=40, lr=0.05, loss_fn=nn.CrossEntropyLoss(), device=CPU, progress=False,
+                  val_loader=DeviceLoader(data[:16], 16, device=CPU), early_stopping_patience=2,
+                  checkpoint_path=tmp_path / "c.pt")
+    first = fit(mlp(), DeviceLoader(data, 16, device=CPU), **kwargs)
+    assert first.attrs["stopped_early"]
+    again = fit(mlp(), DeviceLoader(data, 16, device=CPU), resume=True, **kwargs)
+    assert len(again) == len(first) and again.attrs["stopped_early"]
+
+
+def test_fp16_with_a_gradient_scaler_and_clipping():
+    data = toy_data()
+    model = mlp()
+    history = fit(model, DeviceLoader(data, 32, device=CPU), epochs=3, lr=1e-2, loss_fn=nn.CrossEntropyLoss(),
+                  amp="fp16", max_grad_norm=1.0, device=CPU, progress=False)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_mode_and_nan_handling():
+    data = toy_data()
+    values = iter([float("nan"), 0.5, 0.7, 0.6, 0.6])
+    history = fit(mlp(), DeviceLoader(data, 32, device=CPU), epochs=5, loss_fn=nn.CrossEntropyLoss(),
+                  val_loader=[data[:8]], metrics={"score": lambda o, t: next(values)}, monitor="val_score",
+                  mode="max", early_stopping_patience=2, device=CPU, progress=False)
+    assert history.attrs["best_val_score"] == 0.7 and len(history) == 5
+
+
+def test_accuracy_skips_ignored_labels():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    assert accuracy(logits, torch.tensor([0, 0, -100])) == 0.5
