@@ -9,6 +9,9 @@ os.environ.setdefault("PTCOURSE_PROFILE", "fast")
 os.environ.setdefault("PTCOURSE_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The course's test-size models are tiny: one CPU thread is as fast as two, and it cannot
+# fall into the OpenMP thread-contention slowdown (10-40x) seen on busy 2-core runners.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
