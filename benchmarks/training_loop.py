@@ -10,7 +10,7 @@ Trains the same small CNN on the same data three ways, in one run:
 Each is run ``--repeats`` times, interleaved, and its best throughput (samples/s) is kept,
 so that a busy machine penalises all three alike. The last line is ``fit/raw = X.XX``.
 
-Usage: ``python benchmarks/training_loop.py [--epochs 2] [--repeats 5]``
+Usage: ``python benchmarks/training_loop.py [--epochs 6] [--repeats 5]``
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def timed(run, loader, epochs, device, n_samples) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     args = parser.parse_args()
