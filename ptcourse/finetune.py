@@ -255,7 +255,10 @@ def param_groups(
     patterns = list(lrs)
     rates = {}
     for pat in patterns:
-        _as_pattern_list(pat, "each key of lrs")
+        if not isinstance(pat, (str, re.Pattern)):
+            raise TypeError(
+                f"each key of lrs must be a glob string or a compiled regex, got {type(pat).__name__}: {pat!r}"
+            )
         rates[pat] = _check_lr(lrs[pat], f"the learning rate for {pat!r}")
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

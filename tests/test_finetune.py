@@ -168,6 +168,8 @@ def test_param_groups_errors():
         param_groups(model, {}, default_lr=0)
     with pytest.raises(TypeError, match="dict"):
         param_groups(model, [("head", 1e-3)], default_lr=1e-3)
+    with pytest.raises(TypeError, match="each key of lrs"):
+        param_groups(model, {("head", "encoder"): 1e-3}, default_lr=1e-3)
     with pytest.raises(ValueError, match="weight_decay"):
         param_groups(model, {}, default_lr=1e-3, weight_decay=-1)
     freeze(model)
@@ -326,3 +328,38 @@ def test_llrd_errors():
         layerwise_lr_decay(model, 1e-3, 0.9)
     with pytest.raises(ValueError, match="empty"):
         layerwise_lr_decay([], 1e-3, 0.9)
+
+
+# --------------------------------------------------------------------------- real models
+def test_llrd_and_no_decay_on_a_torchvision_resnet():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18(weights=None, num_classes=5)
+    layers = [["conv1", "bn1"], "layer1", "layer2", "layer3", "layer4", "fc"]
+    groups = layerwise_lr_decay(layers, base_lr=1e-3, decay=0.5, model=model, weight_decay=0.05)
+    lr_of = {n: g["lr"] for g in groups for n in g["param_names"]}
+    assert len(lr_of) == len(list(model.parameters()))
+    assert lr_of["fc.weight"] == 1e-3 and lr_of["layer4.1.conv2.weight"] == 5e-4
+    assert lr_of["conv1.weight"] == pytest.approx(1e-3 * 0.5**5)
+    decay_of = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    assert decay_of["layer1.0.bn1.weight"] == 0.0  # BatchNorm2d: no decay, though "bn1" has no "norm"
+    assert decay_of["layer1.0.conv1.weight"] == 0.05 and decay_of["fc.bias"] == 0.0
+
+
+def test_llrd_on_a_tiny_bert_classifier():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32, num_labels=2)
+    model = transformers.BertForSequenceClassification(config)
+    layers = {"embeddings": "bert.embeddings",
+              **{f"block {i}": f"bert.encoder.layer.{i}" for i in range(3)},
+              "head": ["bert.pooler", "classifier"]}
+    groups = layerwise_lr_decay(layers, base_lr=2e-5, decay=0.8, model=model, weight_decay=0.01)
+    lr_of = {n: g["lr"] for g in groups for n in g["param_names"]}
+    assert len(lr_of) == len(list(model.parameters()))
+    assert lr_of["classifier.weight"] == 2e-5
+    assert lr_of["bert.encoder.layer.2.output.dense.weight"] == pytest.approx(2e-5 * 0.8)
+    assert lr_of["bert.embeddings.word_embeddings.weight"] == pytest.approx(2e-5 * 0.8**4)
+    decay_of = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    assert decay_of["bert.encoder.layer.0.attention.output.LayerNorm.weight"] == 0.0
+    assert decay_of["bert.encoder.layer.0.attention.self.query.weight"] == 0.01
+    torch.optim.AdamW(groups)  # a valid optimizer
