@@ -216,21 +216,29 @@ def load_splits(
     )
 
 
-def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
-    """Exactly ``k`` randomly chosen examples of every class (a few-label training set).
+def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of ``k`` randomly chosen examples of every class in the labels ``y``.
 
-    Usage: ``few = subset_per_class(train, k=5, seed=1)``
+    Usage: ``idx = per_class_indices(train.y, k=5, seed=1)  # then train.x[idx]``
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive int, got {k!r}")
     gen = torch.Generator().manual_seed(seed)
     chosen = []
-    for c in torch.unique(ds.y):
-        idx = torch.nonzero(ds.y == c).flatten()
+    for c in torch.unique(y):
+        idx = torch.nonzero(y == c).flatten()
         if len(idx) < k:
             raise ValueError(f"class {int(c)} has only {len(idx)} examples, fewer than k={k}")
         chosen.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
-    return ds.subset(torch.sort(torch.cat(chosen)).values)
+    return torch.sort(torch.cat(chosen)).values
+
+
+def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
+    """Exactly ``k`` randomly chosen examples of every class (a few-label training set).
+
+    Usage: ``few = subset_per_class(train, k=5, seed=1)``
+    """
+    return ds.subset(per_class_indices(ds.y, k, seed))
 
 
 class DeviceLoader:

@@ -103,6 +103,7 @@ def test_subset_per_class():
     few = subset_per_class(train, k=3, seed=1)
     assert torch.bincount(few.y).tolist() == [3] * 10
     assert not torch.equal(few.x, subset_per_class(train, k=3, seed=2).x)
+    assert torch.equal(few.x, train.x[data.per_class_indices(train.y, k=3, seed=1)])
     with pytest.raises(ValueError, match="k must be a positive int"):
         subset_per_class(train, k=0)
     with pytest.raises(ValueError, match="fewer than k"):
