@@ -30,6 +30,7 @@ _EXPORTS = {
     "evaluate": "training",
     "accuracy": "training",
     "plot_history": "plots",
+    "record_result": "results",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,11 +2,12 @@
 
 Usage::
 
-    from ptcourse.paths import data_dir, checkpoint_dir
-    print(data_dir(), checkpoint_dir())
+    from ptcourse.paths import data_dir, checkpoint_dir, results_dir
+    print(data_dir(), checkpoint_dir(), results_dir())
 
-Both live under ``~/.cache/ptcourse`` unless ``PTCOURSE_DATA`` or
-``PTCOURSE_CHECKPOINTS`` point elsewhere (e.g. a shared drive in a classroom).
+All three live under ``~/.cache/ptcourse`` unless ``PTCOURSE_DATA``,
+``PTCOURSE_CHECKPOINTS`` or ``PTCOURSE_RESULTS`` point elsewhere (e.g. a shared drive
+in a classroom).
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ def data_dir() -> Path:
 def checkpoint_dir() -> Path:
     """Checkpoints (e.g. the mini-BERT of chapter 06): ``$PTCOURSE_CHECKPOINTS`` or ``~/.cache/ptcourse/checkpoints``."""
     return _from_env("PTCOURSE_CHECKPOINTS", _CACHE / "checkpoints")
+
+
+def results_dir() -> Path:
+    """Each chapter's headline numbers (chapter 09 collects them): ``$PTCOURSE_RESULTS`` or ``~/.cache/ptcourse/results``."""
+    return _from_env("PTCOURSE_RESULTS", _CACHE / "results")

@@ -10,7 +10,9 @@ Usage::
 
 A batch is a tuple ``(inputs..., target)`` or a dict (Hugging Face style). The loss is
 read from, in order: ``loss_fn(model(*inputs), target)`` when ``loss_fn`` is given,
-``model(**batch).loss`` for dict batches, or ``model(*batch)`` itself. A loss may be a
+``model(**batch).loss`` for dict batches, or ``model(*batch)`` itself. For a dict batch
+the "target" handed to ``loss_fn`` and to every metric is the whole batch dict (so a
+metric can read ``batch["labels"]``, ``batch["next_sentence_label"]``, ...). A loss may be a
 tensor, an object with ``.loss``, or a dict of named losses (multi-task): the total
 is ``losses["loss"]`` if present, else the sum, and every name is logged.
 """
@@ -38,9 +40,12 @@ def accuracy(outputs: Any, targets: torch.Tensor) -> float:
     """Fraction of rows whose arg-max over the last dimension equals the target.
 
     Targets equal to -100 (PyTorch's and Hugging Face's "ignore" label) are skipped.
+    ``targets`` may also be a dict batch (Hugging Face style); its ``"labels"`` are used.
 
     Usage: ``fit(..., metrics={"acc": accuracy})``
     """
+    if isinstance(targets, Mapping):
+        targets = targets["labels"]
     logits = getattr(outputs, "logits", outputs)
     keep = targets != -100  # the "ignore" label of masked-token tasks
     return (logits.argmax(dim=-1) == targets)[keep].float().mean().item()
@@ -62,7 +67,7 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool = False) ->
 def _forward(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tuple[dict[str, torch.Tensor], Any, Any]:
     """Run the model on one batch: (named losses incl. "loss", outputs, targets)."""
     if isinstance(batch, Mapping):
-        targets = batch.get("labels")
+        targets = batch  # loss_fn and metrics see the whole dict
         outputs = model(**batch)
         losses = loss_fn(outputs, targets) if loss_fn is not None else outputs
     elif isinstance(batch, (tuple, list)):

@@ -152,7 +152,7 @@ def test_to_int_require_type_and_require_shape():
     with pytest.raises(AnswerError, match="whole number"):
         to_int(2.5)
     assert require_type("x", str) == "x"
-    with pytest.raises(AnswerError, match="should be a dict or list, got a int"):
+    with pytest.raises(AnswerError, match="should be a dict or list, got an int"):
         require_type(3, (dict, list))
     x = torch.zeros(2, 3)
     assert require_shape(x, (None, 3)) is x
@@ -420,3 +420,18 @@ def test_chapter_modules_follow_the_contract(name):
     assert f"ptcourse.exercises import {name}" in code
     for key in exercises:
         assert re.search(rf"\bassert\s+\w+\.{key}\.check\(", code), f"{solutions[0].name} never asserts {key}.check"
+
+
+def test_call_answer_gives_one_message_per_failure_kind():
+    from ptcourse.exercises.core import NOT_WRITTEN, call_answer
+
+    def stub(x):
+        raise NotImplementedError("Write your solution here")
+
+    with pytest.raises(AnswerError, match=re.escape(NOT_WRITTEN)):
+        call_answer(stub, 1, what="split_heads")
+    with pytest.raises(AnswerError, match="pass split_heads itself"):
+        call_answer(3, what="split_heads")
+    with pytest.raises(AnswerError, match="split_heads raised ZeroDivisionError"):
+        call_answer(lambda x: 1 / 0, 1, what="split_heads")
+    assert call_answer(lambda x: x + 1, 1) == 2

@@ -370,3 +370,32 @@ def test_mode_and_nan_handling():
 def test_accuracy_skips_ignored_labels():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
     assert accuracy(logits, torch.tensor([0, 0, -100])) == 0.5
+
+
+def test_dict_batches_hand_the_whole_batch_to_metrics_and_loss_fn():
+    """Hugging Face style batches: a metric can read any key (e.g. next_sentence_label)."""
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 3), nn.Linear(8, 2)
+
+        def forward(self, x, labels=None, other=None):
+            return {"a": self.a(x), "b": self.b(x)}
+
+    data = toy_data()
+    batches = [{"x": data.tensors[0][i:i + 16], "labels": data.tensors[1][i:i + 16],
+                "other": (data.tensors[0][i:i + 16, 2] > 0).long()} for i in range(0, 96, 16)]
+
+    def loss_fn(outputs, batch):
+        return {"a_loss": nn.functional.cross_entropy(outputs["a"], batch["labels"]),
+                "b_loss": nn.functional.cross_entropy(outputs["b"], batch["other"])}
+
+    def other_acc(outputs, batch):
+        return (outputs["b"].argmax(-1) == batch["other"]).float().mean().item()
+
+    history = fit(Pair(), batches, epochs=30, lr=3e-2, loss_fn=loss_fn, val_loader=batches,
+                  metrics={"other_acc": other_acc, "acc": lambda o, b: accuracy(o["a"], b)},
+                  device=CPU, progress=False)
+    assert {"train_a_loss", "train_b_loss", "val_other_acc", "val_acc"} <= set(history.columns)
+    assert history["val_other_acc"].iloc[-1] > 0.9 and history["val_acc"].iloc[-1] > 0.8

@@ -33,6 +33,7 @@ from typing import Any
 __all__ = [
     "AnswerError",
     "Exercise",
+    "call_answer",
     "close",
     "require_shape",
     "require_type",
@@ -87,7 +88,7 @@ class Exercise:
         except AnswerError as err:
             return False, str(err)
         except NotImplementedError:
-            return False, "your solution is not written yet (it still raises NotImplementedError)."
+            return False, NOT_WRITTEN
         except Exception as err:  # noqa: BLE001 - any failure in the learner's answer becomes feedback
             return False, (
                 f"your answer could not be checked ({type(err).__name__}: {str(err)[:200]}). "
@@ -151,10 +152,35 @@ class Exercise:
 
 
 def _describe(value: Any) -> str:
+    name = type(value).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"
     shape = getattr(value, "shape", None)
     if shape is not None:
-        return f"a {type(value).__name__} of shape {tuple(shape)}"
-    return f"a {type(value).__name__}"
+        return f"{article} {name} of shape {tuple(shape)}"
+    return f"{article} {name}"
+
+
+NOT_WRITTEN = "your solution is not written yet (it still raises NotImplementedError)."
+
+
+def call_answer(fn: Any, *args: Any, what: str = "your function") -> Any:
+    """Call the learner's function ``fn(*args)``; turn every failure into :class:`AnswerError`.
+
+    A value that is not callable, an unfinished stub (``NotImplementedError``) and any
+    exception the function raises each get one clear message, the same in every chapter.
+
+    Usage: ``got = call_answer(answer, x, 4, what="split_heads")``
+    """
+    if not callable(fn):
+        raise AnswerError(f"pass {what} itself (the function, without calling it), got {_describe(fn)}.")
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise AnswerError(NOT_WRITTEN) from None
+    except AnswerError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the learner's function failed
+        raise AnswerError(f"{what} raised {type(err).__name__}: {str(err)[:200]}") from err
 
 
 def to_float(answer: Any, what: str = "your answer") -> float:

@@ -1,0 +1,171 @@
+"""Pretrained weights and hub datasets, online when possible, never stuck offline.
+
+Every loader here first looks in the local cache, then asks the network with a short
+timeout, and otherwise returns ``None`` after one line saying why, so the chapter can
+fall back to the course's own data or models. Nothing hangs when the Wi-Fi is down,
+the hub is unreachable or a proxy is dead.
+
+Usage::
+
+    from ptcourse.hub import load_hf_dataset, hf_pretrained, torchvision_weights
+    sst2 = load_hf_dataset("nyu-mll/glue", "sst2")            # DatasetDict or None
+    model = hf_pretrained(BertForSequenceClassification, "prajjwal1/bert-tiny", num_labels=2)
+    state = torchvision_weights(ResNet18_Weights.IMAGENET1K_V1)  # state_dict or None
+
+``PTCOURSE_OFFLINE=1`` (or ``HF_HUB_OFFLINE=1``) skips the network on purpose; the
+caches are still used. Introduced in chapter 06; used by chapters 07 and 08.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ptcourse.paths import data_dir
+
+__all__ = ["reachable", "hub_reachable", "load_hf_dataset", "hf_pretrained", "torchvision_weights", "notice"]
+
+HF_URL = "https://huggingface.co"
+TORCH_URL = "https://download.pytorch.org"
+PROBE_TIMEOUT_S = 3.0
+_probe_cache: dict[str, tuple[float, bool]] = {}
+
+
+def notice(message: str) -> None:
+    """Print one ``[ptcourse]`` line (the course's way of saying it fell back)."""
+    print(f"[ptcourse] {message}")
+
+
+def offline_requested() -> bool:
+    """True when ``PTCOURSE_OFFLINE`` or ``HF_HUB_OFFLINE`` asks not to use the network."""
+    return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
+               for v in ("PTCOURSE_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def _head(url: str, timeout: float) -> bool:
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "ptcourse"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:  # the server answered (e.g. 404): it is reachable
+        return True
+    except Exception:  # noqa: BLE001 - DNS failure, refused, dead proxy, TLS error, ...
+        return False
+
+
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True if ``url`` answers an HTTP HEAD within ``timeout`` seconds (proxies honoured).
+
+    The probe runs in a thread, so even a DNS lookup that hangs cannot block longer than
+    ``timeout``. Answers are remembered for a minute. Always False when offline is requested.
+
+    Usage: ``reachable("https://huggingface.co")``
+    """
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValueError(f"url must be an http(s) URL, got {url!r}")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if offline_requested():
+        return False
+    cached = _probe_cache.get(url)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    answer: list[bool] = []
+    probe = threading.Thread(target=lambda: answer.append(_head(url, timeout)), daemon=True)
+    probe.start()
+    probe.join(timeout + 0.5)
+    ok = bool(answer and answer[0])
+    _probe_cache[url] = (time.monotonic(), ok)
+    return ok
+
+
+def hub_reachable() -> bool:
+    """True if the Hugging Face hub answers quickly. Usage: ``if hub_reachable(): ...``"""
+    return reachable(HF_URL)
+
+
+def _slug(*parts: str | None) -> str:
+    return "__".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) for p in parts if p)
+
+
+def load_hf_dataset(path: str, name: str | None = None) -> Any:
+    """A Hugging Face ``DatasetDict`` from the course's cache or the hub, else ``None``.
+
+    The first successful download is saved with ``save_to_disk`` under
+    ``data_dir()/hf/``; later calls load it from there without any network.
+
+    Usage: ``wiki = load_hf_dataset("Salesforce/wikitext", "wikitext-103-raw-v1")``
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"path must be a dataset name on the hub such as 'nyu-mll/glue', got {path!r}")
+    local = data_dir() / "hf" / _slug(path, name)
+    what = path + (f" ({name})" if name else "")
+    import datasets
+
+    if (local / "dataset_dict.json").exists():
+        return datasets.load_from_disk(str(local))
+    if not hub_reachable():
+        notice(f"{what} is not cached in {local} and the hub is unreachable.")
+        return None
+    try:
+        loaded = datasets.load_dataset(path, name)
+        loaded.save_to_disk(str(local))
+        return loaded
+    except Exception as err:  # noqa: BLE001 - any hub failure falls back, never crashes
+        notice(f"downloading {what} failed ({type(err).__name__}: {str(err)[:120]}).")
+        return None
+
+
+def hf_pretrained(loader: Callable[..., Any] | type, repo_id: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(repo_id, **kwargs)`` from the cache or the hub, else ``None``.
+
+    ``loader`` is a class with ``from_pretrained`` (``AutoTokenizer``,
+    ``BertForSequenceClassification``, ...) or the function itself.
+
+    Usage: ``tok = hf_pretrained(AutoTokenizer, "prajjwal1/bert-tiny")``
+    """
+    load = getattr(loader, "from_pretrained", loader)
+    if not callable(load):
+        raise TypeError(f"loader must have from_pretrained or be callable, got {type(loader).__name__}")
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        raise ValueError(f"repo_id must be a model name on the hub such as 'bert-base-uncased', got {repo_id!r}")
+    try:
+        return load(repo_id, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass  # not cached
+    if not hub_reachable():
+        notice(f"{repo_id} is not cached and the hub is unreachable.")
+        return None
+    try:
+        return load(repo_id, **kwargs)
+    except Exception as err:  # noqa: BLE001
+        notice(f"loading {repo_id} from the hub failed ({type(err).__name__}: {str(err)[:120]}).")
+        return None
+
+
+def torchvision_weights(weights: Any, progress: bool = True) -> dict[str, Any] | None:
+    """The state_dict of torchvision ``weights`` (hash-checked) from the cache or online, else ``None``.
+
+    Usage: ``state = torchvision_weights(ResNet18_Weights.IMAGENET1K_V1)``
+    """
+    url = getattr(weights, "url", None)
+    if not isinstance(url, str):
+        raise TypeError(f"weights must be a torchvision weights enum such as ResNet18_Weights.DEFAULT, got {weights!r}")
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if not cached.exists() and not reachable(TORCH_URL):
+        notice(f"{weights} is not cached in {cached.parent} and {TORCH_URL} is unreachable.")
+        return None
+    try:
+        return weights.get_state_dict(progress=progress, check_hash=True)
+    except Exception as err:  # noqa: BLE001
+        notice(f"loading {weights} failed ({type(err).__name__}: {str(err)[:120]}).")
+        return None
