@@ -7,12 +7,14 @@ recorded on this machine, each row labelled with the profile that produced it.
 Usage::
 
     from ptcourse.results import record_result, load_results
-    record_result(3, "linear probe, pretrained, k=1", "test accuracy", [0.63, 0.61, 0.66],
-                  dataset=train_set.name, seconds=41.0)
+    record_result(3, "linear probe, pretrained", "test accuracy", [0.63, 0.61, 0.66],
+                  dataset=train_set.name, seconds=41.0, at={"labels per class": 1})
     table = load_results()          # a pandas DataFrame, one row per recorded number
 
 The files are ``results_dir()/chNN.json`` (see :mod:`ptcourse.paths`). Recording the
-same chapter, experiment, metric and profile again replaces the old row.
+same chapter, experiment, metric, ``at`` and profile again replaces the old row. ``at``
+names the point of a curve a number belongs to (``{"labels per class": 5}``), so
+chapter 09 can redraw label-efficiency curves from the records.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ptcourse.paths import results_dir
 
 __all__ = ["record_result", "load_results", "summarise", "results_file"]
 
-_KEY = ("chapter", "experiment", "metric", "profile")
+_KEY = ("chapter", "experiment", "metric", "at", "profile")
 
 
 def results_file(chapter: int) -> Path:
@@ -67,6 +69,17 @@ def _check_values(values: Any) -> list[float]:
     return [float(v) for v in values]
 
 
+def _check_at(at: Any) -> dict[str, float] | None:
+    if at is None:
+        return None
+    if not isinstance(at, dict) or not at:
+        raise TypeError(f"at must be None or a non-empty dict such as {{'labels per class': 5}}, got {at!r}")
+    for k, v in at.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(f"at must map names to finite numbers, got {k!r}: {v!r}")
+    return {k: float(v) for k, v in at.items()}
+
+
 def _read(path: Path) -> list[dict[str, Any]]:
     """The records in ``path``; a corrupt file is moved aside with a one-line notice."""
     if not path.exists():
@@ -92,6 +105,7 @@ def record_result(
     dataset: str,
     seconds: float | None = None,
     device: str | None = None,
+    at: dict[str, float] | None = None,
     notes: str = "",
 ) -> dict[str, Any]:
     """Save one headline number (all its seeds) for chapter 09's table; returns the record.
@@ -107,6 +121,7 @@ def record_result(
     vals = _check_values(values)
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or seconds < 0):
         raise ValueError(f"seconds must be a non-negative number or None, got {seconds!r}")
+    at = _check_at(at)
     if device is None:
         from ptcourse.device import get_device
 
@@ -117,6 +132,7 @@ def record_result(
         "chapter": int(chapter),
         "experiment": _check_text(experiment, "experiment"),
         "metric": _check_text(metric, "metric"),
+        "at": at,
         "profile": profile(),
         "dataset": _check_text(dataset, "dataset"),
         "mean": mean,
@@ -148,7 +164,7 @@ def load_results(profile: str | None = None):
     """
     import pandas as pd
 
-    columns = ["chapter", "experiment", "metric", "profile", "dataset", "mean", "std", "seeds",
+    columns = ["chapter", "experiment", "metric", "at", "profile", "dataset", "mean", "std", "seeds",
                "values", "seconds", "device", "notes", "recorded"]
     folder = results_dir()
     records = []
@@ -169,4 +185,4 @@ def summarise(table) -> Any:
     shown["result"] = [
         f"{m:.3f} ± {s:.3f} ({n} seed{'s' * (n != 1)})" for m, s, n in zip(shown["mean"], shown["std"], shown["seeds"])
     ]
-    return shown[["chapter", "experiment", "metric", "result", "dataset", "profile", "device", "seconds"]]
+    return shown[["chapter", "experiment", "metric", "at", "result", "dataset", "profile", "device", "seconds"]]

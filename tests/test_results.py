@@ -65,6 +65,8 @@ def test_a_corrupt_file_is_moved_aside_not_fatal(capsys):
         (dict(values=[True]), ValueError, "finite number"),
         (dict(dataset=""), ValueError, "dataset must be a non-empty string"),
         (dict(seconds=-1), ValueError, "seconds must be a non-negative number"),
+        (dict(at={}), TypeError, "at must be None or a non-empty dict"),
+        (dict(at={"k": float("inf")}), ValueError, "at must map names to finite numbers"),
     ],
 )
 def test_bad_input_is_rejected_clearly(kwargs, error, match):
@@ -72,3 +74,11 @@ def test_bad_input_is_rejected_clearly(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         record_result(args.pop("chapter"), args.pop("experiment"), args.pop("metric"), args.pop("values"), **args)
+
+
+def test_points_of_a_curve_are_kept_apart():
+    for k, acc in ((1, 0.6), (5, 0.8)):
+        record_result(3, "linear probe", "test accuracy", [acc], dataset="digits", device="cpu",
+                      at={"labels per class": k})
+    table = load_results()
+    assert [a["labels per class"] for a in table["at"]] == [1.0, 5.0]
