@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ptcourse._checks import positive_int
+
 
 def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
     """Every tensor of ``batch`` (a tensor, tuple, list or dict, nested) on ``device``.
@@ -124,6 +126,7 @@ def accumulation_groups(loader: Iterable, k: int) -> Iterator[list[Any]]:
 
     Usage: ``for group in accumulation_groups(loader, 4): ...``
     """
+    k = positive_int(k, "grad_accum_steps")
     batches = iter(loader)
     while group := list(itertools.islice(batches, k)):
         yield group

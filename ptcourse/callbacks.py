@@ -73,7 +73,7 @@ class LossCheck:
     def finish(self) -> None:
         if self.window:
             self._check_window()
-        if self.bad == self.batches:
+        if self.batches and self.bad == self.batches:
             raise FloatingPointError(
                 f"every training loss of epoch {self.epoch} was NaN or infinite, even with the fp16 "
                 "gradient scaler skipping those steps: lower the learning rate, or use amp='bf16' or amp=False"

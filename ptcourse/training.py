@@ -109,6 +109,8 @@ def train_one_epoch(run: TrainingRun, loader: Iterable, epoch: int = 1, bar: Any
 
     Usage: ``train_one_epoch(TrainingRun(model, optimizer, nn.CrossEntropyLoss()), train_loader)``
     """
+    if not isinstance(run, TrainingRun):
+        raise TypeError(f"run must be a TrainingRun(model, optimizer, loss_fn, ...), got {type(run).__name__}")
     set_train_mode(run.model)  # frozen modules stay in eval mode
     meter, check = Meter(), LossCheck(epoch, fp16=run.scaler.is_enabled())
     for group in accumulation_groups(loader, run.grad_accum_steps):
@@ -162,7 +164,7 @@ def set_train_mode(model: nn.Module) -> nn.Module:
 
     Usage: ``freeze(model.encoder); set_train_mode(model)  # model.encoder is in eval mode``
     """
-    model.train()
+    _checks.module(model).train()
     for module in model.modules():
         params = list(module.parameters())
         if params and not any(p.requires_grad for p in params):
