@@ -16,7 +16,10 @@ from torch import nn
 
 
 def positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | None:
-    """``value`` as a Python int >= 1 (None passes when ``allow_none``), else a clear error."""
+    """``value`` as a Python int >= 1 (None passes when ``allow_none``), else a clear error (chapter 01).
+
+    Usage: ``positive_int(np.int64(3), "epochs")  # 3``
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -28,7 +31,10 @@ def positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | No
 
 
 def finite_number(value: Any, name: str, *, low: float = -math.inf, strict: bool = False) -> float:
-    """``value`` as a finite float >= ``low`` (> ``low`` when ``strict``), else a clear error."""
+    """``value`` as a finite float >= ``low`` (> ``low`` when ``strict``), else a clear error (chapter 01).
+
+    Usage: ``finite_number(lr, "lr", low=0, strict=True)``
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
     value = float(value)
@@ -40,13 +46,19 @@ def finite_number(value: Any, name: str, *, low: float = -math.inf, strict: bool
 
 
 def module(value: Any, name: str = "model") -> nn.Module:
-    """``value`` if it is a ``torch.nn.Module``, else a TypeError."""
+    """``value`` if it is a ``torch.nn.Module``, else a TypeError (chapter 01).
+
+    Usage: ``module(model).train()``
+    """
     if not isinstance(value, nn.Module):
         raise TypeError(f"{name} must be a torch.nn.Module, got {type(value).__name__}")
     return value
 
 
 def examples(names: list[str], k: int = 6) -> str:
-    """The first ``k`` names, then how many there are in all (for error messages)."""
+    """The first ``k`` names, then how many there are in all, for error messages (chapter 03).
+
+    Usage: ``examples(["a", "b"])  # "a, b"``
+    """
     shown = ", ".join(names[:k])
     return shown + (f", ... ({len(names)} in all)" if len(names) > k else "")

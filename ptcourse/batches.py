@@ -28,7 +28,7 @@ from ptcourse._checks import positive_int
 
 
 def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
-    """Every tensor of ``batch`` (a tensor, tuple, list or dict, nested) on ``device``.
+    """Every tensor of ``batch`` (a tensor, tuple, list or dict, nested) on ``device`` (chapter 01).
 
     Usage: ``x, y = to_device((x, y), device)``
     """
@@ -44,7 +44,7 @@ def to_device(batch: Any, device: torch.device, channels_last: bool = False) -> 
 
 
 def batch_size(batch: Any) -> int:
-    """The number of examples in ``batch``: the length of its first tensor.
+    """The number of examples in ``batch``: the length of its first tensor (chapter 01).
 
     Usage: ``n = batch_size((x, y))``
     """
@@ -62,7 +62,7 @@ def batch_size(batch: Any) -> int:
 
 
 def compute_losses(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tuple[dict[str, torch.Tensor], Any, Any]:
-    """Run ``model`` on one batch: ``(named losses including "loss", outputs, targets)``.
+    """Run ``model`` on one batch: ``(named losses including "loss", outputs, targets)`` (chapter 01).
 
     Usage: ``losses, outputs, targets = compute_losses(model, (x, y), nn.CrossEntropyLoss())``
     """
@@ -86,7 +86,7 @@ def compute_losses(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tu
 
 
 def named_losses(losses: Any) -> dict[str, torch.Tensor]:
-    """``{"loss": total, **named}`` from a scalar tensor, an output with ``.loss``, or a dict.
+    """``{"loss": total, **named}`` from a scalar tensor, an output with ``.loss``, or a dict (chapter 02).
 
     Usage: ``named_losses({"mlm": a, "nsp": b})["loss"]  # a + b``
     """
@@ -122,7 +122,7 @@ def _scalar(value: Any, what: str) -> torch.Tensor:
 
 
 def accumulation_groups(loader: Iterable, k: int) -> Iterator[list[Any]]:
-    """The batches of ``loader`` in lists of ``k`` (the last list may be shorter): one optimizer step each.
+    """The batches of ``loader`` in lists of ``k`` (the last may be shorter), one optimizer step each (chapter 01).
 
     Usage: ``for group in accumulation_groups(loader, 4): ...``
     """
@@ -133,7 +133,7 @@ def accumulation_groups(loader: Iterable, k: int) -> Iterator[list[Any]]:
 
 
 class Meter:
-    """Averages of per-batch values weighted by batch size, kept on the device until read.
+    """Averages of per-batch values weighted by batch size, kept on the device until read (chapter 01).
 
     Adding a tensor is one in-place operation and never waits for the GPU; ``means()`` does.
 

@@ -24,7 +24,7 @@ from torch import nn
 
 
 class LossCheck:
-    """Checks each training loss of one epoch, without making the GPU wait at every step.
+    """Checks each training loss of one epoch, without making the GPU wait at every step (chapter 01).
 
     A loss that does not require grad (detached, computed under ``torch.no_grad()``, or of a
     model whose parameters are all frozen) is an error at once. Finiteness needs the value
@@ -84,7 +84,7 @@ class LossCheck:
 
 
 class EarlyStopping:
-    """Tracks the best value of ``monitor``, the epochs since, and the weights of the best epoch.
+    """Tracks the best value of ``monitor``, the epochs since, and the weights of the best epoch (chapter 01).
 
     ``monitor`` is minimised when its name contains "loss", maximised otherwise (for a
     metric you want small, log its negative). NaN never counts as an improvement. With
@@ -135,7 +135,7 @@ class EarlyStopping:
 
 
 class LivePlot:
-    """Redraws the loss curves in a notebook after every epoch (does nothing elsewhere).
+    """Redraws the loss curves in a notebook after every epoch; does nothing elsewhere (chapter 01).
 
     Usage: ``live = LivePlot(); live.update(rows)``
     """

@@ -27,7 +27,7 @@ REQUIRED = ("model", "optimizer", "optimizer_class", "scheduler", "scaler", "rng
 
 
 def check_writable(path: str | Path) -> Path:
-    """``path`` as a Path, after checking that a checkpoint can be written there (before training).
+    """``path`` as a Path, after checking that a checkpoint can be written there, before training (chapter 01).
 
     Usage: ``path = check_writable("checkpoints/run.pt")``
     """
@@ -50,7 +50,7 @@ def check_writable(path: str | Path) -> Path:
 
 
 def save_checkpoint(path: Path, **parts: Any) -> None:
-    """Save ``parts`` (see ``REQUIRED``) to ``path`` atomically.
+    """Save ``parts`` (see ``REQUIRED``) to ``path`` atomically (chapter 01).
 
     Usage: ``save_checkpoint(path, model=model.state_dict(), ...)``
     """
@@ -60,7 +60,7 @@ def save_checkpoint(path: Path, **parts: Any) -> None:
 
 
 def load_checkpoint(path: Path, epochs: int) -> dict[str, Any]:
-    """Read and check a checkpoint that ``fit`` wrote; every problem names the file and what is wrong.
+    """Read and check a checkpoint that ``fit`` wrote; each problem names the file and what is wrong (chapter 01).
 
     Usage: ``ckpt = load_checkpoint(Path("run.pt"), epochs=20)``
     """
@@ -89,7 +89,7 @@ def load_checkpoint(path: Path, epochs: int) -> dict[str, Any]:
 
 def restore(ckpt: Mapping[str, Any], path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: Any, scaler: torch.amp.GradScaler) -> None:
-    """Load a checked checkpoint into the run's objects (model, optimizer, scheduler, scaler, RNGs).
+    """Load a checked checkpoint into the run's model, optimizer, scheduler, scaler and RNGs (chapter 01).
 
     Usage: ``restore(load_checkpoint(path, epochs), path, model, optimizer, scheduler, scaler)``
     """
@@ -114,7 +114,7 @@ def restore(ckpt: Mapping[str, Any], path: Path, model: nn.Module, optimizer: to
 
 
 def rng_state() -> dict[str, Any]:
-    """The state of every random-number generator (Python, NumPy, torch CPU/CUDA/MPS), as tensors.
+    """The state of every random-number generator (Python, NumPy, torch CPU/CUDA/MPS) (chapter 01).
 
     Usage: ``state = rng_state(); ...; set_rng_state(state)``
     """
@@ -132,7 +132,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore what :func:`rng_state` returned.
+    """Restore what :func:`rng_state` returned (chapter 01).
 
     Usage: ``set_rng_state(state)``
     """

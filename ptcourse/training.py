@@ -81,7 +81,7 @@ def accuracy(outputs: Any, targets: Any) -> float:
 # ---------------------------------------------------------------- one epoch
 @dataclass
 class TrainingRun:
-    """What stays fixed while ``fit`` trains: the model and how each optimizer step is made.
+    """What stays fixed while ``fit`` trains: the model and how each optimizer step is made (chapter 01).
 
     Usage: ``run = TrainingRun(model, torch.optim.AdamW(model.parameters()), nn.CrossEntropyLoss())``
     """

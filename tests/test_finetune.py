@@ -362,3 +362,21 @@ def test_llrd_on_a_tiny_bert_classifier():
     assert decay_of["bert.encoder.layer.0.attention.output.LayerNorm.weight"] == 0.0
     assert decay_of["bert.encoder.layer.0.attention.self.query.weight"] == 0.01
     torch.optim.AdamW(groups)  # a valid optimizer
+
+
+def test_the_decay_rule_is_the_number_of_dimensions():
+    """nanoGPT's rule: matrices, kernels and embeddings decay; biases and norm weights do not."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Conv1d(4, 4, 3), nn.BatchNorm1d(4), nn.LayerNorm(4))
+    groups = param_groups(model, default_lr=1e-3, weight_decay=0.1)
+    decay_of = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    assert decay_of == {"0.weight": 0.1, "1.weight": 0.1, "1.bias": 0.0, "2.weight": 0.0, "2.bias": 0.0,
+                        "3.weight": 0.0, "3.bias": 0.0}
+
+
+def test_without_weight_decay_each_rate_is_one_group():
+    model = make_net()
+    groups = param_groups(model, {"encoder": 1e-4}, default_lr=1e-3, weight_decay=0.0)
+    assert [(g["name"], g["lr"], g["weight_decay"]) for g in groups] == [("encoder", 1e-4, 0.0),
+                                                                         ("default", 1e-3, 0.0)]
+    assert param_groups(model, default_lr=1e-3, weight_decay=0.0)[0]["param_names"] == [
+        n for n, _ in model.named_parameters()]

@@ -748,3 +748,50 @@ def test_accuracy_of_a_one_logit_binary_classifier():
     logits = torch.tensor([[3.0], [-3.0], [2.0], [-1.0]])
     assert accuracy(logits, torch.tensor([1, 0, 1, 0])) == 1.0
     assert accuracy(logits, torch.tensor([[1.0], [0.0], [0.0], [0.0]])) == 0.75
+
+
+# ---------------------------------------------------------------- a loop a learner can read
+READABLE = ["ptcourse.training", "ptcourse.batches", "ptcourse.callbacks", "ptcourse.checkpoints",
+            "ptcourse.finetune", "ptcourse._checks"]
+
+
+@pytest.mark.parametrize("module_name", READABLE)
+def test_public_helpers_name_their_chapter_and_usage(module_name):
+    import importlib
+    import inspect
+
+    module = importlib.import_module(module_name)
+    public = [(n, obj) for n, obj in vars(module).items() if not n.startswith("_")
+              and (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module_name]
+    assert public
+    for name, obj in public:
+        doc = inspect.getdoc(obj) or ""
+        assert "chapter" in doc.lower() and "Usage" in doc, f"{module_name}.{name}: docstring needs its chapter and Usage"
+
+
+@pytest.mark.parametrize("module_name", READABLE)
+def test_no_function_is_longer_than_60_lines_of_code(module_name):
+    import ast
+    import importlib
+    import inspect
+
+    source = inspect.getsource(importlib.import_module(module_name))
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            code = [ln for ln in lines[body[0].lineno - 1:node.end_lineno]
+                    if ln.strip() and not ln.strip().startswith("#")] if body else []
+            assert len(code) <= 60, f"{module_name}.{node.name} has {len(code)} lines of code"
+
+
+def test_train_one_epoch_reads_like_the_hand_written_loop():
+    """Chapter 01 points learners at train_one_epoch: forward, loss, backward, step, zero_grad in a few lines."""
+    import inspect
+
+    from ptcourse.training import optimizer_step, train_one_epoch
+
+    epoch_src, step_src = inspect.getsource(train_one_epoch), inspect.getsource(optimizer_step)
+    assert "compute_losses(" in epoch_src and ".backward()" in epoch_src and "optimizer_step(run)" in epoch_src
+    assert "optimizer.zero_grad(" in step_src and "scaler.step(optimizer)" in step_src
+    assert len(epoch_src.splitlines()) < 45
