@@ -319,8 +319,9 @@ def fit(
     - ``amp``: "auto" (bf16 autocast on CUDA GPUs that support it, fp16 with a gradient
       scaler on older ones, off on CPU and MPS), True, False, "bf16" or "fp16".
     - A NaN or infinite training loss stops training with ``FloatingPointError`` naming the
-      epoch and batch (checked every 100 batches, so the GPU never waits at each step); under
-      fp16 the gradient scaler skips such steps and ``fit`` warns.
+      epoch and batch (checked every 100 batches: the loop itself never makes the GPU wait
+      at a step); under fp16 the gradient scaler, which reads one value per step, skips such
+      steps and ``fit`` warns.
     - Frozen modules stay frozen: each epoch starts with ``model.train()``, then every
       sub-module whose parameters all have ``requires_grad=False`` is put in eval mode, so
       its BatchNorm statistics do not change and its dropout is off. A parameter-free
