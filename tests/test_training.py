@@ -795,3 +795,29 @@ def test_train_one_epoch_reads_like_the_hand_written_loop():
     assert "compute_losses(" in epoch_src and ".backward()" in epoch_src and "optimizer_step(run)" in epoch_src
     assert "optimizer.zero_grad(" in step_src and "scaler.step(optimizer)" in step_src
     assert len(epoch_src.splitlines()) < 45
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_no_host_device_sync_per_step_on_cuda():
+    """On a GPU, count synchronisations with torch's own detector: they must not grow with the steps."""
+    import warnings
+
+    device = torch.device("cuda")
+
+    def syncs(n_batches):
+        data = toy_data(n=8 * n_batches)
+        batches = [(x.to(device), y.to(device)) for x, y in DataLoader(data, batch_size=8)]
+        model = mlp().to(device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fit(model, batches, epochs=2, lr=1e-3, loss_fn=nn.CrossEntropyLoss(), grad_accum_steps=2,
+                    max_grad_norm=1.0, amp="bf16" if torch.cuda.is_bf16_supported() else False,  # fp16's
+                    device=device, progress=False)  # gradient scaler reads one value per step by design
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    syncs(4)  # warm-up: first-call allocations
+    assert syncs(8) == syncs(40)
