@@ -178,16 +178,16 @@ def param_groups(model: nn.Module, lrs: Mapping[str, float] | None = None, *, de
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("the model has no trainable parameter (all frozen?)")
-    members: dict[str, list[tuple[str, nn.Parameter]]] = {pat: [] for pat in [*rates, "default"]}
+    members: dict[str | None, list[tuple[str, nn.Parameter]]] = {pat: [] for pat in [*rates, None]}  # None: default
     for n, p in trainable:
-        members[next((pat for pat in rates if _matches(n, pat)), "default")].append((n, p))
+        members[next((pat for pat in rates if _matches(n, pat)), None)].append((n, p))
     for pat in rates:
         if not members[pat]:
             raise ValueError(f"pattern {pat!r} in lrs selects {_why_empty(model, pat, trainable)}; trainable "
                              f"parameter names look like: {examples([n for n, _ in trainable])}")
     groups = []
-    for pat, lr in [*rates.items(), ("default", default_lr)]:
-        groups += _groups(pat, members[pat], lr, weight_decay)
+    for pat, lr in [*rates.items(), (None, default_lr)]:
+        groups += _groups("default" if pat is None else pat, members[pat], lr, weight_decay)
     return groups
 
 
