@@ -18,6 +18,7 @@ early stopping and the live plot in :mod:`ptcourse.callbacks`.
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -232,7 +233,7 @@ def evaluate(
 
 def _metric_value(value: Any, name: str) -> Any:
     is_scalar = isinstance(value, torch.Tensor) and value.ndim == 0
-    if not is_scalar and (isinstance(value, bool) or not isinstance(value, (int, float))):
+    if not is_scalar and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"metric {name!r} must return a number (or a 0-d tensor), got {type(value).__name__}")
     return value
 

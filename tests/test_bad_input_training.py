@@ -156,6 +156,12 @@ def test_accuracy_accepts_the_edge_cases_it_can_score():
     assert accuracy(type("Out", (), {"logits": LOGITS})(), {"labels": torch.tensor([0, 0])}) == 0.5
 
 
+def test_evaluate_accepts_numpy_and_tensor_metric_values():
+    metrics = {"np32": lambda o, y: np.float32(0.5), "t": lambda o, y: torch.tensor(0.25), "i": lambda o, y: 1}
+    result = evaluate(model(), BATCHES, loss_fn=CE, metrics=metrics)
+    assert result["np32"] == 0.5 and result["t"] == 0.25 and result["i"] == 1
+
+
 HELPER_CASES = [
     ("set_train_mode of a function", lambda: set_train_mode(len), TypeError, "torch.nn.Module"),
     ("train_one_epoch without a run", lambda: train_one_epoch(model(), BATCHES), TypeError, "TrainingRun"),
