@@ -18,6 +18,8 @@ Usage::
 
 from __future__ import annotations
 
+import re
+import textwrap
 from typing import Any
 
 import numpy as np
@@ -173,12 +175,12 @@ def plot_headlines(table: pd.DataFrame, title: str = "Headline results"):
     metrics = list(dict.fromkeys(rows["metric"]))
     if not metrics:
         raise ValueError("there are no headline results to plot")
-    heights = [max(1.2, 0.35 * (rows["metric"] == m).sum() + 0.8) for m in metrics]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(8, sum(heights)), squeeze=False,
+    heights = [max(1.4, 0.5 * (rows["metric"] == m).sum() + 0.9) for m in metrics]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(11, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights}, layout="constrained")
     for ax, metric in zip(axes[:, 0], metrics):
         part = rows[rows["metric"] == metric]
-        labels = [f"{c:02d} · {e} ({d}, {n} seed{'s' * (n > 1)})" for c, e, d, n in
+        labels = [textwrap.fill(f"{c:02d} · {e} ({d}, n={n})", 48) for c, e, d, n in
                   zip(part["chapter"], part["experiment"], part["dataset"], part["seeds"])]
         ypos = np.arange(len(part))[::-1]
         for y, mean, values in zip(ypos, part["mean"], part["values"]):
@@ -188,10 +190,15 @@ def plot_headlines(table: pd.DataFrame, title: str = "Headline results"):
             else:
                 ax.plot(mean, y, "o", mfc="white", color="tab:blue")
         ax.set_yticks(ypos, labels)
-        ax.set_xlabel(f"{metric} (mean, 95% t interval over seeds)")
+        ax.set_xlabel(f"{metric} (mean and 95% t interval; n = seeds or runs)")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     return fig
+
+
+def _natural(text: str) -> list:
+    """Sort key that puts "2 units" before "16 units"."""
+    return [int(piece) if piece.isdigit() else piece for piece in re.split(r"(\d+)", text)]
 
 
 def plot_curves(points: pd.DataFrame, title: str = "Curves recorded by the chapters"):
@@ -208,7 +215,7 @@ def plot_curves(points: pd.DataFrame, title: str = "Curves recorded by the chapt
     panels = list(points.groupby(["chapter", "metric", "x name"], sort=True))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False, layout="constrained")
     for ax, ((chapter, metric, x_name), part) in zip(axes[0], panels):
-        for experiment, line in part.groupby("experiment", sort=False):
+        for experiment, line in sorted(part.groupby("experiment"), key=lambda item: _natural(item[0])):
             err = np.vstack([line["mean"] - line["low"], line["high"] - line["mean"]])
             ax.errorbar(line["x"], line["mean"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=experiment)
         if (part["x"] > 0).all() and part["x"].max() / part["x"].min() > 20:
