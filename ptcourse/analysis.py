@@ -213,12 +213,16 @@ def plot_curves(points: pd.DataFrame, title: str = "Curves recorded by the chapt
     if points.empty:
         raise ValueError("there are no curve points to plot")
     panels = list(points.groupby(["chapter", "metric", "x name"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False, layout="constrained")
-    for ax, ((chapter, metric, x_name), part) in zip(axes[0], panels):
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 3.8 * nrows), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, ((chapter, metric, x_name), part) in zip(axes.flat, panels):
         for experiment, line in sorted(part.groupby("experiment"), key=lambda item: _natural(item[0])):
             err = np.vstack([line["mean"] - line["low"], line["high"] - line["mean"]])
             ax.errorbar(line["x"], line["mean"], yerr=np.nan_to_num(err), marker="o", capsize=3, label=experiment)
-        if (part["x"] > 0).all() and part["x"].max() / part["x"].min() > 20:
+        if (part["x"] > 0).all() and part["x"].max() / part["x"].min() >= 10:
             ax.set_xscale("log")
         ax.set(title=f"chapter {int(chapter):02d} ({part['dataset'].iloc[0]})", xlabel=x_name,
                ylabel=f"{metric} (mean, 95% CI)")
