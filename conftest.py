@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections import defaultdict
 
 os.environ.setdefault("PTCOURSE_PROFILE", "fast")
@@ -12,6 +13,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # The course's test-size models are tiny: one CPU thread is as fast as two, and it cannot
 # fall into the OpenMP thread-contention slowdown (10-40x) seen on busy 2-core runners.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# A test run keeps its recorded results and checkpoints to itself (chapter 09 reads the
+# records of chapters 01-08 from the same session; chapter 07 the checkpoint of chapter 06),
+# so it never mixes fast-profile numbers into a learner's own cache.
+_SESSION = tempfile.mkdtemp(prefix="ptcourse-tests-")
+os.environ.setdefault("PTCOURSE_RESULTS", os.path.join(_SESSION, "results"))
+os.environ.setdefault("PTCOURSE_CHECKPOINTS", os.path.join(_SESSION, "checkpoints"))
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 
