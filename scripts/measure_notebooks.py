@@ -26,6 +26,7 @@ Usage::
 
     python scripts/measure_notebooks.py --profile standard                      # every notebook
     python scripts/measure_notebooks.py --profile standard notebooks/06_*.ipynb  # some again
+    python scripts/measure_notebooks.py --profile standard --cpu-limit 600      # stop at Binder's limit
     python scripts/measure_notebooks.py --profile fast --table                  # only rewrite the table
 """
 
@@ -53,14 +54,35 @@ def default_notebooks() -> list[Path]:
     return sorted(ROOT.glob("notebooks/*.ipynb")) + sorted(ROOT.glob("solutions/*.ipynb"))
 
 
-def run_one(path: Path, timeout_s: float) -> dict:
+def _stop_after_cpu(client, cpu_limit_s: float, spent: list[float]) -> None:
+    """Watchdog: kill the kernel once it has used more than ``cpu_limit_s`` seconds of CPU."""
+    import psutil  # installed with ipykernel
+
+    while getattr(client, "km", None) is None or not client.km.has_kernel:
+        time.sleep(0.5)
+    kernel = psutil.Process(client.km.provisioner.process.pid)
+    while kernel.is_running():
+        times = kernel.cpu_times()
+        spent[:] = [times.user + times.system]
+        if spent[0] > cpu_limit_s:
+            kernel.kill()
+            return
+        time.sleep(2)
+
+
+def run_one(path: Path, timeout_s: float, cpu_limit_s: float | None = None) -> dict:
     """Execute one notebook in a kernel started by this process; report time and memory."""
+    import threading
+
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
+    spent: list[float] = []
+    if cpu_limit_s:
+        threading.Thread(target=_stop_after_cpu, args=(client, cpu_limit_s, spent), daemon=True).start()
     start, error = time.perf_counter(), None
     try:
         client.execute()  # runs on past a failing cell, so the time is that of the whole notebook
@@ -72,9 +94,11 @@ def run_one(path: Path, timeout_s: float) -> dict:
     wall = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, once it has exited
     rss_unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    if cpu_limit_s and spent and spent[0] > cpu_limit_s:
+        error, cpu = f"stopped after more than {cpu_limit_s:.0f} s of CPU", spent[0]
     return {"ok": error is None, "error": error and error[:300], "wall_s": round(wall, 1),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "peak_mib": round(usage.ru_maxrss * rss_unit / 2**20, 1)}
+            "cpu_s": round(cpu, 1), "peak_mib": round(usage.ru_maxrss * rss_unit / 2**20, 1)}
 
 
 def write_mnist_stand_in(root: Path) -> None:
@@ -105,8 +129,9 @@ def write_mnist_stand_in(root: Path) -> None:
                 np.array([2049, n], dtype=">u4").tobytes() + labels.tobytes())
 
 
-def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float) -> dict[str, dict]:
-    """Run each notebook in a fresh process; return {relative path: row}."""
+def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float,
+            cpu_limit_s: float | None = None, note: str = "") -> dict:
+    """Run each notebook in a fresh process, saving each row as soon as it is measured."""
     sys.path.insert(0, str(ROOT))
     from ptcourse.doctor import speed_probe
 
@@ -114,12 +139,13 @@ def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float) -> d
     env.update(PTCOURSE_PROFILE=profile, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PTCOURSE_DATA=str(cache / "data"), PTCOURSE_CHECKPOINTS=str(cache / "checkpoints"),
                PTCOURSE_RESULTS=str(cache / "results"), PYTHONPATH=str(ROOT))
-    rows = {}
+    table: dict = {}
     for path in paths:
         rel = path.resolve().relative_to(ROOT).as_posix()
         probe, load = speed_probe(), os.getloadavg()[0]
         print(f"{rel}: running in profile {profile} (load {load:.1f}, probe {probe * 1e3:.0f} ms) ...", flush=True)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(path), "--timeout", str(timeout_s)]
+        cmd += ["--cpu-limit", str(cpu_limit_s)] if cpu_limit_s else []
         child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, _ = child.communicate(timeout=timeout_s + 60)
@@ -134,10 +160,10 @@ def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float) -> d
                    "cpu_s": None, "peak_mib": None}
         row.update(probe_s=round(probe, 4), load_before=round(load, 2), load_after=round(os.getloadavg()[0], 2),
                    measured=time.strftime("%Y-%m-%d %H:%M"))
-        rows[rel] = row
+        table = save(profile, {rel: row}, note)
         print(f"    {'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}; wall {row['wall_s']} s, "
               f"cpu {row['cpu_s']} s, peak {row['peak_mib']} MiB", flush=True)
-    return rows
+    return table
 
 
 def machine() -> dict:
@@ -193,13 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/ and solutions/")
     parser.add_argument("--profile", default="standard", choices=["fast", "standard", "full"])
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per notebook (default 1800)")
+    parser.add_argument("--cpu-limit", type=float, default=None,
+                        help="stop a notebook after this many seconds of kernel CPU time (e.g. 600: "
+                             "past Binder's limit, the rest need not be measured)")
     parser.add_argument("--mnist-stand-in", action=argparse.BooleanOptionalAction, default=True,
                         help="MNIST-sized stand-in data when MNIST is not cached (default: on)")
     parser.add_argument("--table", action="store_true", help="only rewrite the markdown table from the JSON")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run_one(args.one, args.timeout)))
+        print(json.dumps(run_one(args.one, args.timeout, args.cpu_limit)))
         return 0
     if not args.table:
         paths = args.notebooks or default_notebooks()
@@ -209,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_mnist_stand_in(Path(tmp) / "data")
                 note = ("Data: MNIST-sized stand-ins (60,000 + 10,000 images, 28x28) made from the bundled "
                         "digits, because this machine has no network; the hub datasets fall back offline.")
-            rows = measure(paths, args.profile, Path(tmp), args.timeout)
-        table = save(args.profile, rows, note)
+            table = measure(paths, args.profile, Path(tmp), args.timeout, args.cpu_limit, note)
     else:
         table = json.loads(TIMES_JSON.read_text())
     TIMES_MD.parent.mkdir(exist_ok=True)
