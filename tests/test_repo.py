@@ -204,58 +204,15 @@ def test_colab_ipywidgets_and_torch_versions_are_accepted():
 
 
 def test_pip_keeps_satisfied_dependencies(tmp_path):
-    """What the Colab cell asks of pip, tried here: installing the course from source leaves every
-    already-installed dependency alone (pip's default only-if-needed strategy, no --upgrade)."""
-    setuptools = pytest.importorskip("setuptools")
-    from packaging.version import Version
-
-    if Version(setuptools.__version__) < Version("77"):
-        pytest.skip(f"setuptools {setuptools.__version__} here; building the package needs >= 77")
-    src = tmp_path / "src"
-    shutil.copytree(ROOT / "ptcourse", src / "ptcourse", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, src / name)
+    """What the Colab cell asks of pip, tried here: pip resolves the course's dependencies
+    (those of the package it builds from git) and, without --upgrade, installs none that
+    is already there at an allowed version (its default only-if-needed strategy)."""
+    block = re.search(r"^dependencies = \[(.*?)^\]", (ROOT / "pyproject.toml").read_text(), flags=re.M | re.S)
+    requirements = re.findall(r'^\s*"([^"]+)",?\s*$', block.group(1), flags=re.M)
     report = tmp_path / "report.json"
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation", "-q",
-           "--disable-pip-version-check", "--report", str(report), f"ptcourse @ {src.as_uri()}"]
+    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "-q", "--disable-pip-version-check",
+           "--report", str(report), *requirements]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     installs = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
-    assert installs == ["ptcourse"], f"pip would also install {installs}"
-
-
-def test_version_bounds_are_loose():
-    for name, bound in _requirements().items():
-        assert bound.startswith(">="), f"{name}: use a lower bound, not {bound or 'nothing'}"
-        assert "==" not in bound and "<" not in bound.lstrip(">="), f"{name}: no exact pins or caps"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_jupyter_lab_serves_the_course(tmp_path):
-    """What `make lab` runs: JupyterLab starts and serves the first notebook."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.token=",
-           "--ServerApp.password=", f"--ServerApp.root_dir={ROOT}", "--ServerApp.ip=127.0.0.1", "--allow-root"]
-    env = {**__import__("os").environ, "JUPYTER_RUNTIME_DIR": str(tmp_path)}
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        url = f"http://127.0.0.1:{port}/api/contents/notebooks/00_setup.ipynb?content=0"
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert json.load(response)["type"] == "notebook"
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=5) as response:
-                    assert response.status == 200
-                break
-            except (OSError, ConnectionError):
-                assert time.time() < deadline, "JupyterLab did not start within 60 s"
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    assert installs == [], f"pip would install {installs} although every dependency is satisfied"
