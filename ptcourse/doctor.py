@@ -262,17 +262,22 @@ def speed_probe(repeats: int = 7) -> float:
         torch.set_num_threads(threads)
 
 
-def estimate_minutes(profile: str, probe_s: float, table: dict | None = None) -> dict[str, float]:
+def reference_times() -> dict:
+    """The measured table shipped with the package ({} if there is none)."""
+    return json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
+
+
+def estimate_minutes(key: str, probe_s: float, table: dict | None = None) -> dict[str, float]:
     """{notebook: estimated minutes on one thread here}: the measured CPU time of each chapter,
-    scaled by how much slower (or faster) this machine's speed probe is than the reference's."""
-    if table is None:
-        table = json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
-    rows = table.get(profile, {}).get("notebooks", {})
+    scaled by how much slower (or faster) this machine's speed probe is than the reference's.
+    ``key`` is a profile, or ``"<profile>-offline"`` for runs on the bundled data."""
+    rows = (reference_times() if table is None else table).get(key, {}).get("notebooks", {})
     return {name: row["cpu_s"] * probe_s / row["probe_s"] / 60 for name, row in rows.items()
             if name.startswith("notebooks/") and row.get("cpu_s") and row.get("probe_s")}
 
 
 def check_run_times() -> list[Check]:
+    from ptcourse.hub import offline_requested
     from ptcourse.profiles import profile
 
     try:
@@ -280,12 +285,14 @@ def check_run_times() -> list[Check]:
         probe = speed_probe()
     except (ValueError, ImportError):
         return []  # reported by check_profile / check_platform
-    estimates = estimate_minutes(name, probe)
+    key = f"{name}-offline" if offline_requested() and f"{name}-offline" in reference_times() else name
+    estimates = estimate_minutes(key, probe)
     if not estimates:
         return [Check("run times", "estimates", f"no reference times for the {name} profile "
                                                  "(scripts/measure_notebooks.py measures them)", WARN)]
-    checks = [Check("run times", "speed probe", f"{probe * 1e3:.0f} ms (one thread; estimates below are for one "
-                                                f"thread on the CPU, a GPU is faster)")]
+    data = "the bundled data (offline)" if key.endswith("-offline") else "the downloaded datasets"
+    checks = [Check("run times", "speed probe", f"{probe * 1e3:.0f} ms of CPU; the estimates are for one CPU "
+                                                f"thread with {data} (a GPU is faster)")]
     for nb, minutes in sorted(estimates.items()):
         checks.append(Check("run times", Path(nb).stem, f"about {max(minutes, 0.1):.1f} min in the {name} profile"))
     return checks

@@ -130,7 +130,7 @@ def write_mnist_stand_in(root: Path) -> None:
 
 
 def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float,
-            cpu_limit_s: float | None = None, note: str = "") -> dict:
+            cpu_limit_s: float | None = None, note: str = "", offline: bool = False) -> dict:
     """Run each notebook in a fresh process, saving each row as soon as it is measured."""
     sys.path.insert(0, str(ROOT))
     from ptcourse.doctor import speed_probe
@@ -139,6 +139,9 @@ def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float,
     env.update(PTCOURSE_PROFILE=profile, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                PTCOURSE_DATA=str(cache / "data"), PTCOURSE_CHECKPOINTS=str(cache / "checkpoints"),
                PTCOURSE_RESULTS=str(cache / "results"), PYTHONPATH=str(ROOT))
+    if offline:
+        env.update(PTCOURSE_OFFLINE="1", HF_HUB_OFFLINE="1")
+    key = f"{profile}-offline" if offline else profile
     table: dict = {}
     for path in paths:
         rel = path.resolve().relative_to(ROOT).as_posix()
@@ -160,7 +163,7 @@ def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float,
                    "cpu_s": None, "peak_mib": None}
         row.update(probe_s=round(probe, 4), load_before=round(load, 2), load_after=round(os.getloadavg()[0], 2),
                    measured=time.strftime("%Y-%m-%d %H:%M"))
-        table = save(profile, {rel: row}, note)
+        table = save(key, {rel: row}, note)
         print(f"    {'ok' if row['ok'] else 'FAILED: ' + str(row['error'])}; wall {row['wall_s']} s, "
               f"cpu {row['cpu_s']} s, peak {row['peak_mib']} MiB", flush=True)
     return table
@@ -224,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                              "past Binder's limit, the rest need not be measured)")
     parser.add_argument("--mnist-stand-in", action=argparse.BooleanOptionalAction, default=True,
                         help="MNIST-sized stand-in data when MNIST is not cached (default: on)")
+    parser.add_argument("--offline", action="store_true",
+                        help="run with PTCOURSE_OFFLINE=1 (the bundled data, as in the tests); stored as PROFILE-offline")
     parser.add_argument("--table", action="store_true", help="only rewrite the markdown table from the JSON")
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -234,11 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         paths = args.notebooks or default_notebooks()
         with tempfile.TemporaryDirectory(prefix="ptcourse-measure-") as tmp:
             note = "Data: the real MNIST / Fashion-MNIST."
-            if args.mnist_stand_in:
+            if args.offline:
+                note = "Offline (PTCOURSE_OFFLINE=1): the bundled data and the course's own models, as in the tests."
+            elif args.mnist_stand_in:
                 write_mnist_stand_in(Path(tmp) / "data")
                 note = ("Data: MNIST-sized stand-ins (60,000 + 10,000 images, 28x28) made from the bundled "
                         "digits, because this machine has no network; the hub datasets fall back offline.")
-            table = measure(paths, args.profile, Path(tmp), args.timeout, args.cpu_limit, note)
+            table = measure(paths, args.profile, Path(tmp), args.timeout, args.cpu_limit, note, args.offline)
     else:
         table = json.loads(TIMES_JSON.read_text())
     TIMES_MD.parent.mkdir(exist_ok=True)

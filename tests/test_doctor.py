@@ -115,13 +115,17 @@ def test_run_time_estimates_scale_the_measured_cpu_time_by_the_speed_probe():
     assert doctor.estimate_minutes("standard", 0.1, table) == {}
 
 
-def test_the_shipped_table_gives_an_estimate_for_every_measured_chapter(monkeypatch):
+@pytest.mark.parametrize("offline", ["1", "0"])
+def test_the_shipped_table_gives_an_estimate_for_every_measured_chapter(monkeypatch, offline):
+    monkeypatch.setenv("PTCOURSE_OFFLINE", offline)
     table = json.loads(doctor.TIMES_FILE.read_text())
+    key = "fast-offline" if offline == "1" and "fast-offline" in table else "fast"
+    measured = [n for n in table.get(key, {}).get("notebooks", {}) if n.startswith("notebooks/")]
+    assert measured, f"ptcourse/notebook_times.json has no {key} chapters"
     checks = doctor.check_run_times()
-    measured = [n for n in table.get("fast", {}).get("notebooks", {}) if n.startswith("notebooks/")]
-    assert measured, "ptcourse/notebook_times.json has no fast-profile chapters"
     names = {c.name for c in checks}
     assert all(Path(n).stem in names for n in measured)
+    assert ("bundled data" in checks[0].found) == (key == "fast-offline")
 
 
 def test_the_speed_probe_is_quick_and_positive():
