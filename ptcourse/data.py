@@ -208,7 +208,10 @@ def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSe
                   f"{str(err)[:80]}); delete that folder and run `python -m ptcourse prefetch` to download "
                   "it again. Using the bundled 8x8 digits instead.")
             return load_digits()
-    reason = "the network is unreachable"
+    from ptcourse.hub import offline_requested
+
+    reason = ("offline mode is on (PTCOURSE_OFFLINE or HF_HUB_OFFLINE)" if offline_requested()
+              else "the network is unreachable")
     if is_online():
         try:
             with _socket_timeout(NETWORK_TIMEOUT_S):

@@ -220,4 +220,4 @@ def test_a_missing_mnist_cache_names_the_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PTCOURSE_OFFLINE", "1")
     data.load_mnist(root=tmp_path)
     out = capsys.readouterr().out
-    assert "not cached in" in out and str(tmp_path / "MNIST" / "raw") in out
+    assert "not cached in" in out and str(tmp_path / "MNIST" / "raw") in out and "offline mode is on" in out
