@@ -267,13 +267,15 @@ def reference_times() -> dict:
     return json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
 
 
-def estimate_minutes(key: str, probe_s: float, table: dict | None = None) -> dict[str, float]:
-    """{notebook: estimated minutes on one thread here}: the measured CPU time of each chapter,
-    scaled by how much slower (or faster) this machine's speed probe is than the reference's.
-    ``key`` is a profile, or ``"<profile>-offline"`` for runs on the bundled data."""
+def estimate_minutes(key: str, probe_s: float, table: dict | None = None) -> dict[str, tuple[float, bool]]:
+    """{notebook: (estimated minutes on one thread here, whether that is only a lower bound)}.
+
+    The measured CPU time of each chapter, scaled by how much slower (or faster) this
+    machine's speed probe is than the reference's; a measurement that was stopped early
+    gives a lower bound. ``key`` is a profile, or ``"<profile>-offline"`` for the bundled data."""
     rows = (reference_times() if table is None else table).get(key, {}).get("notebooks", {})
-    return {name: row["cpu_s"] * probe_s / row["probe_s"] / 60 for name, row in rows.items()
-            if name.startswith("notebooks/") and row.get("cpu_s") and row.get("probe_s")}
+    return {name: (row["cpu_s"] * probe_s / row["probe_s"] / 60, str(row.get("error")).startswith("stopped"))
+            for name, row in rows.items() if name.startswith("notebooks/") and row.get("cpu_s") and row.get("probe_s")}
 
 
 def check_run_times() -> list[Check]:
@@ -293,8 +295,9 @@ def check_run_times() -> list[Check]:
     data = "the bundled data (offline)" if key.endswith("-offline") else "the downloaded datasets"
     checks = [Check("run times", "speed probe", f"{probe * 1e3:.0f} ms of CPU; the estimates are for one CPU "
                                                 f"thread with {data} (a GPU is faster)")]
-    for nb, minutes in sorted(estimates.items()):
-        checks.append(Check("run times", Path(nb).stem, f"about {max(minutes, 0.1):.1f} min in the {name} profile"))
+    for nb, (minutes, lower_bound) in sorted(estimates.items()):
+        about = "more than" if lower_bound else "about"
+        checks.append(Check("run times", Path(nb).stem, f"{about} {max(minutes, 0.1):.1f} min in the {name} profile"))
     return checks
 
 

@@ -110,14 +110,19 @@ def test_run_time_estimates_scale_the_measured_cpu_time_by_the_speed_probe():
     table = {"fast": {"notebooks": {
         "notebooks/01_single_task.ipynb": {"cpu_s": 120.0, "probe_s": 0.05},
         "solutions/01_single_task_solutions.ipynb": {"cpu_s": 60.0, "probe_s": 0.05},
-        "notebooks/02_multi_task.ipynb": {"cpu_s": None, "probe_s": 0.05}}}}
-    assert doctor.estimate_minutes("fast", 0.1, table) == {"notebooks/01_single_task.ipynb": pytest.approx(4.0)}
+        "notebooks/02_multi_task.ipynb": {"cpu_s": None, "probe_s": 0.05},
+        "notebooks/03_autoencoder_pretraining.ipynb": {"cpu_s": 600.0, "probe_s": 0.2,
+                                                       "error": "stopped after more than 600 s of CPU"}}}}
+    assert doctor.estimate_minutes("fast", 0.1, table) == {
+        "notebooks/01_single_task.ipynb": (pytest.approx(4.0), False),
+        "notebooks/03_autoencoder_pretraining.ipynb": (pytest.approx(5.0), True)}
     assert doctor.estimate_minutes("standard", 0.1, table) == {}
 
 
 @pytest.mark.parametrize("offline", ["1", "0"])
 def test_the_shipped_table_gives_an_estimate_for_every_measured_chapter(monkeypatch, offline):
     monkeypatch.setenv("PTCOURSE_OFFLINE", offline)
+    monkeypatch.setenv("HF_HUB_OFFLINE", offline)
     table = json.loads(doctor.TIMES_FILE.read_text())
     key = "fast-offline" if offline == "1" and "fast-offline" in table else "fast"
     measured = [n for n in table.get(key, {}).get("notebooks", {}) if n.startswith("notebooks/")]
