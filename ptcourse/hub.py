@@ -18,6 +18,8 @@ caches are still used. Introduced in chapter 06; used by chapters 07 and 08.
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import re
 import threading
@@ -40,6 +42,8 @@ _probe_cache: dict[str, tuple[float, bool]] = {}
 
 def notice(message: str) -> None:
     """Print one ``[ptcourse]`` line (the course's way of saying it fell back)."""
+    if not isinstance(message, str) or not message.strip():
+        raise ValueError(f"message must be a non-empty string, got {message!r}")
     print(f"[ptcourse] {message}")
 
 
@@ -70,8 +74,9 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError(f"url must be an http(s) URL, got {url!r}")
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+    timeout = float(timeout)
     if offline_requested():
         return False
     cached = _probe_cache.get(url)
@@ -105,6 +110,8 @@ def load_hf_dataset(path: str, name: str | None = None) -> Any:
     """
     if not isinstance(path, str) or not path.strip():
         raise ValueError(f"path must be a dataset name on the hub such as 'nyu-mll/glue', got {path!r}")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ValueError(f"name must be None or a configuration name such as 'sst2', got {name!r}")
     local = data_dir() / "hf" / _slug(path, name)
     what = path + (f" ({name})" if name else "")
     import datasets
@@ -136,6 +143,9 @@ def hf_pretrained(loader: Callable[..., Any] | type, repo_id: str, **kwargs: Any
         raise TypeError(f"loader must have from_pretrained or be callable, got {type(loader).__name__}")
     if not isinstance(repo_id, str) or not repo_id.strip():
         raise ValueError(f"repo_id must be a model name on the hub such as 'bert-base-uncased', got {repo_id!r}")
+    if "local_files_only" in kwargs:
+        raise TypeError("hf_pretrained decides local_files_only itself (cache first, then the hub): "
+                        "do not pass it; set PTCOURSE_OFFLINE=1 to stay offline")
     try:
         return load(repo_id, local_files_only=True, **kwargs)
     except (OSError, ValueError):
@@ -158,6 +168,8 @@ def torchvision_weights(weights: Any, progress: bool = True) -> dict[str, Any] |
     url = getattr(weights, "url", None)
     if not isinstance(url, str):
         raise TypeError(f"weights must be a torchvision weights enum such as ResNet18_Weights.DEFAULT, got {weights!r}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, got {progress!r}")
     import torch
 
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)

@@ -20,7 +20,11 @@ _CACHE = Path.home() / ".cache" / "ptcourse"
 
 def _from_env(name: str, default: Path) -> Path:
     value = os.environ.get(name, "").strip()
-    return Path(value).expanduser() if value else default
+    path = Path(value).expanduser() if value else default
+    if path.exists() and not path.is_dir():
+        fix = f"point {name} at a folder (or unset it)" if value else f"move it away or set {name} to a folder"
+        raise NotADirectoryError(f"{path} is a file, not a folder: {fix}")
+    return path
 
 
 def data_dir() -> Path:

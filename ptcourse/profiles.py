@@ -35,7 +35,8 @@ def profile() -> str:
     if name not in PROFILES:
         raise ValueError(
             f"PTCOURSE_PROFILE={name!r} is not a profile; expected one of "
-            f"{', '.join(PROFILES)} or auto"
+            f"{', '.join(PROFILES)} or auto. Fix it with %env PTCOURSE_PROFILE=standard "
+            "in the notebook, or unset it (the default is auto)."
         )
     return name
 

@@ -56,7 +56,11 @@ def test_splits_are_disjoint_and_stratified(tmp_path, monkeypatch):
 
 
 def test_offline_fallback_is_fast_and_says_one_line(tmp_path, monkeypatch, capsys):
+    from ptcourse import hub
+
     monkeypatch.setenv("PTCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    hub._probe_cache.clear()
 
     def unreachable(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")
@@ -67,7 +71,8 @@ def test_offline_fallback_is_fast_and_says_one_line(tmp_path, monkeypatch, capsy
     assert time.perf_counter() - start < 10
     assert train.name == "digits" and train.x.shape[1:] == (1, 8, 8)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and "unreachable" in lines[0] and "digits" in lines[0]
+    hub._probe_cache.clear()
+    assert len(lines) == 1 and "network is unreachable" in lines[0] and "digits" in lines[0]
 
 
 def test_failed_download_falls_back(tmp_path, monkeypatch, capsys):
