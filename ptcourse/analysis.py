@@ -291,7 +291,10 @@ def plot_curves(points: pd.DataFrame, title: str = "Curves recorded by the chapt
             ax.plot(line["x"][one_seed], line["mean"][one_seed], "o", mfc="white", color=drawn.lines[0].get_color(),
                     zorder=3)
         if (part["x"] > 0).all() and part["x"].max() / part["x"].min() >= 10:
+            xs = sorted(set(part["x"]))
             ax.set_xscale("log")
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])  # the measured x values, not powers of ten
+            ax.xaxis.set_minor_locator(plt.NullLocator())
         ax.set(title=f"chapter {int(chapter):02d} ({dataset})", xlabel=x_name,
                ylabel=f"{metric} (mean, 95% CI)")
         ax.grid(alpha=0.3)

@@ -207,3 +207,13 @@ def test_numpy_chapter_numbers_are_accepted():
     import numpy as np
 
     assert missing_chapters(load_results(), expected=np.array([3, 1])) == [1, 3]
+
+
+def test_a_log_x_axis_is_labelled_with_the_measured_values():
+    for k in (5, 20, 80):
+        record_result(9, "MLP", "validation accuracy", [0.5, 0.6], dataset="digits", device="cpu",
+                      at={"labels per class": k})
+    ax = plot_curves(curve_points(load_results())).axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "20", "80"]
+    plt.close("all")
