@@ -42,6 +42,8 @@ def test_q1_t_interval_by_hand(capsys):
         ((round(_ci(1.96, s)[0], 3), round(_ci(1.96, s)[1], 3)), "half-width"),
         ((0.5, 0.9), "centred on the mean"),
         (0.87, "pair of two numbers"),
+        (np.array(0.87), "pair of two numbers"),
+        (torch.tensor([[0.86, 0.9]]), "pair of two numbers"),
         ("0.86, 0.90", "pair of two numbers"),
     ]
     for answer, message in cases:
@@ -99,6 +101,10 @@ def test_q2_paired_comparison():
     for message, fn in wrong.items():
         ok, feedback = ex.q2.evaluate(fn)
         assert not ok and message in feedback, (message, feedback)
+
+    for shape_wrong in (lambda a, b, c: np.array(0.1), lambda a, b, c: np.zeros((3, 1))):  # 0-d, 2-D
+        ok, feedback = ex.q2.evaluate(shape_wrong)
+        assert not ok and "three numbers" in feedback, feedback
 
     def stub(a, b, confidence=0.95):
         raise NotImplementedError

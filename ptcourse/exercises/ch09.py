@@ -36,8 +36,15 @@ def _interval(x: np.ndarray, quantile: float, std: float) -> tuple[float, float]
     return x.mean() - half, x.mean() + half
 
 
+def _is_sequence_of(answer: Any, count: int) -> bool:
+    """True for a flat list, tuple, array or tensor of ``count`` items (not a string, a dict or a 0-d array)."""
+    if isinstance(answer, (str, bytes, dict)) or not hasattr(answer, "__len__"):
+        return False
+    return getattr(answer, "ndim", 1) == 1 and len(answer) == count
+
+
 def _pair(answer: Any, what: str) -> tuple[float, float]:
-    if isinstance(answer, (str, bytes, dict)) or not hasattr(answer, "__len__") or len(answer) != 2:
+    if not _is_sequence_of(answer, 2):
         raise AnswerError(f"give {what} as a pair of two numbers, (low, high).")
     return to_float(answer[0], "low"), to_float(answer[1], "high")
 
@@ -92,7 +99,7 @@ def _check_q2(answer: Any) -> tuple[bool, str]:
     for seed, n, confidence in ((0, 8, 0.95), (1, 15, 0.9), (2, 5, 0.99)):
         a, b = _reference_pairs(seed, n)
         got = call_answer(answer, a.copy(), b.copy(), confidence, what="paired_ci")
-        if isinstance(got, (str, bytes, dict)) or not hasattr(got, "__len__") or len(got) != 3:
+        if not _is_sequence_of(got, 3):
             raise AnswerError("paired_ci should return three numbers: (mean difference, low, high).")
         got = [to_float(v, name) for v, name in zip(got, ("the mean difference", "low", "high"))]
         ref = stats.ttest_rel(a, b)
