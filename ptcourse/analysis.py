@@ -5,7 +5,8 @@ this module turns :func:`ptcourse.results.load_results` into a readable table, a
 figure, curves from the points recorded with ``at=``, and a note naming the chapters
 that have not recorded anything yet in the profile in force and how to produce them.
 Rows from another profile are never merged with the profile in force: they are split
-off and shown apart, labelled with their profile.
+off and shown apart, labelled with their profile. A record that cannot be read (a results
+file edited by hand or cut short) is skipped with a one-line notice, never guessed at.
 
 Usage::
 
