@@ -132,8 +132,9 @@ def t_quantile(probability: float, df: float) -> float:
 def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float]:
     """The confidence interval of the mean, :math:`\\bar x \\pm t_{1-\\alpha/2,\\,n-1}\\, s/\\sqrt n`.
 
-    Assumes the seeds' results are independent and roughly normal (the mean of a few
-    seeds usually is). Usage: ``low, high = t_interval(accuracies, 0.95)``
+    Assumes the seeds' results are independent and roughly normal: it tolerates mild skew,
+    but one diverged run among a few seeds breaks it (look at the values, not only the
+    interval). Usage: ``low, high = t_interval(accuracies, 0.95)``
     """
     confidence = _check_fraction(confidence, "confidence")
     x = as_sample(values, min_size=2)
@@ -151,7 +152,8 @@ def bootstrap_interval(
     each one's mean, and report the :math:`\\alpha/2` and :math:`1-\\alpha/2` quantiles
     of those means. No normality assumption, but with few seeds it is too narrow (it
     cannot know about values it never saw). Equal to ``scipy.stats.bootstrap(...,
-    method="percentile", rng=np.random.default_rng(seed))``.
+    method="percentile", rng=np.random.default_rng(seed))``; SciPy's default, BCa, also
+    corrects the percentiles for bias and skew.
 
     Usage: ``low, high = bootstrap_interval(accuracies, 0.95, seed=0)``
     """
