@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -123,3 +125,95 @@ def test_figures_are_drawn_with_labelled_axes(monkeypatch):
 def test_bad_input_is_rejected_clearly(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def _write(chapter, records):
+    from ptcourse.results import results_file
+
+    path = results_file(chapter)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(records))
+
+
+GOOD = {"chapter": 6, "experiment": "e", "metric": "m", "at": None, "profile": "fast", "dataset": "d",
+        "mean": 0.5, "std": 0.1, "seeds": 2, "values": [0.4, 0.6]}
+
+
+def test_malformed_records_are_skipped_with_a_notice_not_a_crash(capsys):
+    record_result(1, "CNN", "test accuracy", [0.9, 0.92], dataset="digits", device="cpu")
+    _write(4, "{not json")
+    _write(5, [{"chapter": 5}])  # cut short
+    _write(6, [{**GOOD, "values": None}, {**GOOD, "experiment": "f", "values": ["a", 1]}])
+    _write(7, [{**GOOD, "chapter": 7, "at": "k=5"}, {**GOOD, "chapter": 7, "values": [0.4, float("nan")]}])
+    table = load_results()
+    capsys.readouterr()
+    current, other = split_by_profile(table)
+    notice = capsys.readouterr().out
+    assert "[ptcourse] skipped 5 malformed record(s)" in notice and "chapter 5: no experiment" in notice
+    assert list(current["chapter"]) == [1] and other.empty
+    assert list(headline_table(table)["chapter"]) == [1] and curve_points(table).empty
+    plot_headlines(table)
+    plt.close("all")
+    assert missing_chapters(table) == [2, 3, 4, 5, 6, 7, 8]  # malformed records do not count as results
+    assert "chapter 05: run notebooks/05_transformer.ipynb" in missing_report(table)
+
+
+def test_the_table_shows_what_the_values_say_not_a_hand_edited_mean():
+    _write(6, [{**GOOD, "mean": 0.9, "std": 0.0, "seeds": 7}])
+    shown = headline_table(load_results())
+    assert list(shown["mean ± std"]) == ["0.500 ± 0.141"] and list(shown["seeds"]) == [2]
+
+
+def test_curve_points_with_several_names_in_at_keep_the_first_as_x():
+    record_result(1, "MLP", "val acc", [0.5, 0.6], dataset="digits", device="cpu", at={"epochs": 5, "width": 64})
+    record_result(1, "MLP", "val acc", [0.7, 0.8], dataset="digits", device="cpu", at={"epochs": 10, "width": 64})
+    record_result(1, "MLP", "val acc", [0.6], dataset="digits", device="cpu", at={"epochs": 10, "width": 8})
+    points = curve_points(load_results())
+    assert set(points["x name"]) == {"epochs"} and points["x"].notna().all()
+    assert sorted(set(points["series"])) == ["MLP, width 64", "MLP, width 8"]
+    fig = plot_curves(points)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["MLP, width 64", "MLP, width 8"]
+    hollow = [line for line in ax.get_lines() if line.get_markerfacecolor() == "white" and len(line.get_xdata())]
+    assert [list(line.get_xdata()) for line in hollow] == [[10.0]]  # the one-seed point is drawn hollow
+    plt.close("all")
+
+
+def test_curves_on_different_datasets_are_drawn_in_separate_labelled_panels():
+    record_result(1, "CNN", "test accuracy", [0.5, 0.6], dataset="mnist", device="cpu", at={"labels per class": 1})
+    record_result(1, "CNN, digits", "test accuracy", [0.4, 0.5], dataset="digits", device="cpu",
+                  at={"labels per class": 1})
+    fig = plot_curves(curve_points(load_results()))
+    assert sorted(ax.get_title() for ax in fig.axes if ax.get_visible()) == ["chapter 01 (digits)", "chapter 01 (mnist)"]
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: missing_report(load_results(), expected=[]), ValueError, "non-empty list of chapter numbers"),
+        (lambda: missing_report(load_results(), expected="12"), TypeError, "list of chapter numbers"),
+        (lambda: missing_chapters(load_results(), expected=[1, 2.5]), ValueError, "chapter numbers from 0 to 99"),
+        (lambda: missing_chapters(load_results(), expected=[True]), ValueError, "chapter numbers"),
+        (lambda: missing_chapters(load_results(), expected=5), TypeError, "list of chapter numbers"),
+    ],
+)
+def test_bad_expected_chapters_are_rejected_clearly(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_numpy_chapter_numbers_are_accepted():
+    import numpy as np
+
+    assert missing_chapters(load_results(), expected=np.array([3, 1])) == [1, 3]
+
+
+def test_a_log_x_axis_is_labelled_with_the_measured_values():
+    for k in (5, 20, 80):
+        record_result(9, "MLP", "validation accuracy", [0.5, 0.6], dataset="digits", device="cpu",
+                      at={"labels per class": k})
+    ax = plot_curves(curve_points(load_results())).axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "20", "80"]
+    plt.close("all")

@@ -27,6 +27,8 @@ def test_q1_t_interval_by_hand(capsys):
     assert ex.q1.check(right)
     assert ex.q1.check([torch.tensor(right[0]), np.float32(right[1])])
     assert "✅" in capsys.readouterr().out
+    ok, feedback = ex.q1.evaluate((round(right[0], 3), round(right[1], 3)))  # rounded as printed with :.3f
+    assert ok and "to the decimals you gave" in feedback
     s = X.std(ddof=1)
     cases = [
         (_ci(1.96, s), "normal quantile 1.96"),
@@ -36,8 +38,12 @@ def test_q1_t_interval_by_hand(capsys):
         (_ci(stats.t.ppf(0.975, N - 1), s * math.sqrt(N)), "sqrt(n) times too wide"),
         ((right[1], right[0]), "swapped"),
         ((X.mean() - 0.001, X.mean() + 0.001), "the half-width is not"),
+        ((round(_ci(stats.t.ppf(0.975, N), s)[0], 3), round(_ci(stats.t.ppf(0.975, N), s)[1], 3)), "half-width"),
+        ((round(_ci(1.96, s)[0], 3), round(_ci(1.96, s)[1], 3)), "half-width"),
         ((0.5, 0.9), "centred on the mean"),
         (0.87, "pair of two numbers"),
+        (np.array(0.87), "pair of two numbers"),
+        (torch.tensor([[0.86, 0.9]]), "pair of two numbers"),
         ("0.86, 0.90", "pair of two numbers"),
     ]
     for answer, message in cases:
@@ -60,7 +66,26 @@ def test_q2_paired_comparison():
         return d.mean(), d.mean() - half, d.mean() + half
 
     assert ex.q2.evaluate(by_hand)[0]
+    assert ex.q2.evaluate(lambda a, b, c: np.array(by_hand(a, b, c)))[0]  # an array of three numbers
+    assert ex.q2.evaluate(lambda a, b, c: torch.tensor(by_hand(a, b, c)))[0]
+
+    def in_float32(a, b, confidence):
+        d = torch.tensor(a, dtype=torch.float32) - torch.tensor(b, dtype=torch.float32)
+        half = stats.t.ppf(1 - (1 - confidence) / 2, len(d) - 1) * d.std() / math.sqrt(len(d))
+        return d.mean(), d.mean() - half, d.mean() + half
+
+    assert ex.q2.evaluate(in_float32)[0]
+
+    def with_ddof(ddof, quantile):
+        def fn(a, b, confidence):
+            d = np.asarray(a) - np.asarray(b)
+            half = stats.t.ppf(quantile(confidence), len(d) - 1) * d.std(ddof=ddof) / math.sqrt(len(d))
+            return d.mean(), d.mean() - half, d.mean() + half
+        return fn
+
     wrong = {
+        "divides by n": with_ddof(0, lambda c: 1 - (1 - c) / 2),
+        "one-sided quantile": with_ddof(1, lambda c: c),
         "b - a": lambda a, b, c: paired_ci(b, a, c),
         "unpaired (Welch)": lambda a, b, c: (np.mean(a) - np.mean(b),
                                              *stats.ttest_ind(a, b, equal_var=False).confidence_interval(c)),
@@ -76,6 +101,10 @@ def test_q2_paired_comparison():
     for message, fn in wrong.items():
         ok, feedback = ex.q2.evaluate(fn)
         assert not ok and message in feedback, (message, feedback)
+
+    for shape_wrong in (lambda a, b, c: np.array(0.1), lambda a, b, c: np.zeros((3, 1))):  # 0-d, 2-D
+        ok, feedback = ex.q2.evaluate(shape_wrong)
+        assert not ok and "three numbers" in feedback, feedback
 
     def stub(a, b, confidence=0.95):
         raise NotImplementedError
@@ -122,6 +151,9 @@ def test_q4_near_duplicate_detector():
         "indices into test_x": lambda tr, te, t: np.append(near_duplicates(tr, te, t), 500),
         "whole-number": lambda tr, te, t: near_duplicates(tr, te, t) + 0.5,
         "one entry per test row": lambda tr, te, t: np.zeros(5, dtype=bool),
+        "squared": lambda tr, te, t: np.flatnonzero(pairwise_distances(te, tr).min(axis=1) ** 2 <= t),
+        "Euclidean one": lambda tr, te, t: np.flatnonzero(
+            pairwise_distances(te, tr, metric="manhattan").min(axis=1) <= t),
     }
     for message, fn in wrong.items():
         ok, feedback = ex.q4.evaluate(fn)
@@ -135,6 +167,7 @@ def test_q5_winners_curse_and_test_size():
     cases = [
         ({50: -0.03, 400: -0.01}, "check the sign"),
         ({50: 0.01, 400: 0.02}, "shrink as the test set grows"),
+        ({50: 0.048, 400: 0.038}, "the *chosen* setting"),  # winner's test minus the mean fresh of all settings
         ({50: 3.1, 400: 0.9}, "as fractions"),
         ({50: 0.03}, "50 and 400"),
         ({"fifty": 0.03}, "test-set sizes"),

@@ -174,3 +174,48 @@ def test_numpy_numbers_are_accepted_where_python_numbers_are():
         ACC, n_resamples=500, seed=1)
     assert minimal_detectable_difference(np.float64(0.01), np.int64(5)) == minimal_detectable_difference(0.01, 5)
     assert as_sample(np.arange(3, dtype=np.int16)).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.int64])
+def test_tensors_of_every_real_dtype_are_accepted(dtype):
+    values = torch.tensor([1.0, 2.0, 4.0]).to(dtype)
+    assert mean_and_std(values) == pytest.approx((7 / 3, np.std([1, 2, 4], ddof=1)), abs=1e-12)
+
+
+def test_printed_confidence_is_never_rounded_up_to_100_percent():
+    assert "99.9% CI" in str(summarise_seeds(ACC, 0.999))
+    assert "95% CI" in str(summarise_seeds(ACC, np.float32(0.95)))
+    assert "90% CI" in str(paired_difference(ACC, ACC[::-1], 0.9))
+
+
+@pytest.mark.parametrize("n", [5, 8, 20, 100])
+@pytest.mark.parametrize("power", [0.8, 0.9, 0.95])
+def test_minimal_detectable_difference_is_accurate_from_five_seeds_as_documented(n, power):
+    delta = minimal_detectable_difference(1.0, n, 0.95, power)
+    crit = stats.t.ppf(0.975, n - 1)
+    nc = delta * math.sqrt(n)
+    exact = stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc)
+    assert exact == pytest.approx(power, abs=0.03)
+
+
+def test_minimal_detectable_difference_is_optimistic_with_two_seeds_as_documented():
+    delta = minimal_detectable_difference(1.0, 2)
+    crit = stats.t.ppf(0.975, 1)
+    exact = stats.nct.sf(crit, 1, delta * math.sqrt(2)) + stats.nct.cdf(-crit, 1, delta * math.sqrt(2))
+    assert exact == pytest.approx(0.73, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: minimal_detectable_difference(0.01, 5, power=0.2), ValueError, "power must be at least 0.5"),
+        (lambda: minimal_detectable_difference(0.01, 5, power=0.01), ValueError, "power must be at least 0.5"),
+        (lambda: as_sample([0.9], min_size="2"), ValueError, "min_size must be an int >= 0"),
+        (lambda: as_sample([0.9], min_size=-1), ValueError, "min_size must be an int >= 0"),
+        (lambda: mean_and_std(torch.tensor([1.0, 2.0], dtype=torch.complex64)), TypeError, "real numbers"),
+        (lambda: mean_and_std(torch.tensor([True, False])), TypeError, "real numbers"),
+    ],
+)
+def test_more_bad_input_is_rejected_clearly(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

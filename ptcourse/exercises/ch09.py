@@ -36,8 +36,15 @@ def _interval(x: np.ndarray, quantile: float, std: float) -> tuple[float, float]
     return x.mean() - half, x.mean() + half
 
 
+def _is_sequence_of(answer: Any, count: int) -> bool:
+    """True for a flat list, tuple, array or tensor of ``count`` items (not a string, a dict or a 0-d array)."""
+    if isinstance(answer, (str, bytes, dict)) or not hasattr(answer, "__len__"):
+        return False
+    return getattr(answer, "ndim", 1) == 1 and len(answer) == count
+
+
 def _pair(answer: Any, what: str) -> tuple[float, float]:
-    if isinstance(answer, (str, bytes, dict)) or not hasattr(answer, "__len__") or len(answer) != 2:
+    if not _is_sequence_of(answer, 2):
         raise AnswerError(f"give {what} as a pair of two numbers, (low, high).")
     return to_float(answer[0], "low"), to_float(answer[1], "high")
 
@@ -61,7 +68,9 @@ def _check_q1(answer: Any) -> tuple[bool, str]:
         return False, "a 95 % two-sided interval leaves 2.5 % in each tail: which quantile is that?"
     if close([low, high], _interval(x, stats.t.ppf(0.975, n - 1), s * math.sqrt(n)), tol=5e-5):
         return False, "that interval is sqrt(n) times too wide: the mean of n seeds varies less than one seed."
-    if close((low + high) / 2, x.mean(), tol=5e-5):
+    if close([low, high], want, tol=6e-4):
+        return True, "right (to the decimals you gave): mean ± t(0.975, n-1) · s / sqrt(n), with t = 2.78 for 5 seeds."
+    if close((low + high) / 2, x.mean(), tol=6e-4):
         return False, "the centre (the mean) is right; the half-width is not."
     return False, "the interval is centred on the mean of the five accuracies."
 
@@ -90,27 +99,31 @@ def _check_q2(answer: Any) -> tuple[bool, str]:
     for seed, n, confidence in ((0, 8, 0.95), (1, 15, 0.9), (2, 5, 0.99)):
         a, b = _reference_pairs(seed, n)
         got = call_answer(answer, a.copy(), b.copy(), confidence, what="paired_ci")
-        if not isinstance(got, (tuple, list)) or len(got) != 3:
+        if not _is_sequence_of(got, 3):
             raise AnswerError("paired_ci should return three numbers: (mean difference, low, high).")
         got = [to_float(v, name) for v, name in zip(got, ("the mean difference", "low", "high"))]
         ref = stats.ttest_rel(a, b)
         ci = ref.confidence_interval(confidence)
         want = [float(np.mean(a - b)), float(ci.low), float(ci.high)]
-        if close(got, want, tol=1e-9, rel=1e-6):
+        if close(got, want, tol=1e-6):  # float32 arithmetic is accurate to about 1e-7 here
             continue
-        if close(got, [-want[0], -want[2], -want[1]], tol=1e-9, rel=1e-6):
+        if close(got, [-want[0], -want[2], -want[1]], tol=1e-6):
             return False, "your difference is b - a; the question asks for a - b."
         welch = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-        if close(got[1:], [welch.low, welch.high], tol=1e-9, rel=1e-6):
+        if close(got[1:], [welch.low, welch.high], tol=1e-6):
             return False, ("that is the unpaired (Welch) interval: it treats the runs as independent and ignores "
                            "that run i of a and run i of b share a seed.")
-        if not close(got[0], want[0], tol=1e-9, rel=1e-6):
+        if not close(got[0], want[0], tol=1e-6):
             return False, "the centre should be the mean of the per-seed differences a_i - b_i."
-        z = stats.norm.ppf(1 - (1 - confidence) / 2)
-        if close(got[2] - got[0], z * np.std(a - b, ddof=1) / math.sqrt(n), rel=1e-6):
+        half, s_d = got[2] - got[0], np.std(a - b, ddof=1)
+        if close(half, stats.norm.ppf(1 - (1 - confidence) / 2) * s_d / math.sqrt(n), tol=1e-6):
             return False, "that uses the normal quantile; with few seeds use the t quantile with n - 1 degrees of freedom."
-        if confidence != 0.95 and close(got[2] - got[0], stats.t.ppf(0.975, n - 1) * np.std(a - b, ddof=1)
-                                        / math.sqrt(n), rel=1e-6):
+        if close(half, stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * np.std(a - b) / math.sqrt(n), tol=1e-6):
+            return False, "your standard deviation divides by n; the sample standard deviation divides by n - 1."
+        if close(half, stats.t.ppf(confidence, n - 1) * s_d / math.sqrt(n), tol=1e-6):
+            return False, ("that is a one-sided quantile: a two-sided interval leaves (1 - confidence) / 2 in each "
+                           "tail.")
+        if confidence != 0.95 and close(half, stats.t.ppf(0.975, n - 1) * s_d / math.sqrt(n), tol=1e-6):
             return False, "your function always gives a 95 % interval: use its confidence argument."
         return False, (f"with {n} seeds at confidence {confidence} the centre is right but the half-width is not; "
                        "it is t(1 - alpha/2, n - 1) times the standard error of the differences.")
@@ -183,15 +196,30 @@ q3 = Exercise(
 
 
 # ----------------------------------------------------------------- q4
-def _twin_data(seed: int) -> tuple[np.ndarray, np.ndarray, float, set[int]]:
+def _at_distance(rng: np.random.Generator, row: np.ndarray, distance: float) -> np.ndarray:
+    direction = rng.normal(size=row.shape)
+    return row + distance * direction / np.linalg.norm(direction)
+
+
+def _twin_data(seed: int) -> tuple[np.ndarray, np.ndarray, float, set[int], int, int]:
+    """Training and test rows, the threshold 0.5, the near-copies' test indices, and two probes.
+
+    Most near-copies sit about 0.08 from their source (random pairs are about 1.6 apart);
+    one sits 0.45 away (a Euclidean distance under the threshold whose L1 distance is not),
+    and one test row, the decoy, is 0.6 from a training row (over the threshold, though its
+    squared distance, 0.36, is under it).
+    """
     rng = np.random.default_rng(seed)
     train = rng.uniform(0, 1, size=(60, 16))
     test = rng.uniform(0, 1, size=(40, 16))
-    twins = set(rng.choice(40, size=9, replace=False).tolist())
-    sources = rng.choice(60, size=9, replace=False)
-    for i, j in zip(sorted(twins), sources):
-        test[i] = train[j] + rng.normal(0, 0.02, size=16)  # distance about 0.08; random pairs are about 1.6 apart
-    return train, test, 0.5, twins
+    rows = rng.choice(40, size=11, replace=False)
+    sources = rng.choice(60, size=11, replace=False)
+    for i, j in zip(rows[:9], sources[:9]):
+        test[i] = train[j] + rng.normal(0, 0.02, size=16)
+    far_twin, decoy = int(rows[9]), int(rows[10])
+    test[far_twin] = _at_distance(rng, train[sources[9]], 0.45)
+    test[decoy] = _at_distance(rng, train[sources[10]], 0.6)
+    return train, test, 0.5, set(rows[:10].tolist()), far_twin, decoy
 
 
 def _as_indices(got: Any, n_test: int) -> set[int]:
@@ -218,7 +246,7 @@ def _as_indices(got: Any, n_test: int) -> set[int]:
 
 def _check_q4(answer: Any) -> tuple[bool, str]:
     for seed in (0, 1):
-        train, test, threshold, twins = _twin_data(seed)
+        train, test, threshold, twins, far_twin, decoy = _twin_data(seed)
         got = _as_indices(call_answer(answer, train.copy(), test.copy(), threshold, what="near_duplicates"), len(test))
         if got == twins:
             continue
@@ -226,6 +254,12 @@ def _check_q4(answer: Any) -> tuple[bool, str]:
             return False, "some indices are larger than the number of test rows: return indices into test_x."
         if got and not got & twins:
             return False, "none of the flagged rows is a near-copy: is the comparison with the threshold reversed?"
+        if got == twins | {decoy}:
+            return False, (f"you flagged test row {decoy}, whose nearest training row is 0.6 away, more than the "
+                           "threshold: are you comparing a *squared* distance (or another one) with the threshold?")
+        if got == twins - {far_twin}:
+            return False, (f"you missed test row {far_twin}, 0.45 from its training twin: is your distance the "
+                           "Euclidean one, the square root of the sum of squared differences?")
         if got < twins:
             return False, (f"you found {len(got)} of the {len(twins)} near-copies: measure every test row against "
                            "every training row and keep the smallest distance.")
@@ -267,6 +301,10 @@ def _check_q5(answer: Any) -> tuple[bool, str]:
     if not bias[400] < bias[50]:
         return False, ("the bias should shrink as the test set grows; check that each size uses its own test set "
                        "of that many images.")
+    if bias[400] > 0.6 * bias[50]:
+        return False, ("the bias shrinks, but too little: with 8 times the test images each score's noise is about "
+                       "a third, and so is the winner's luck. Subtract the fresh accuracy of the *chosen* setting, "
+                       "not an average over all settings.")
     return True, (f"bias {bias[50]:+.3f} with 50 test images vs {bias[400]:+.3f} with 400: a larger test set makes "
                   "each score less noisy, so the winner owes less to luck.")
 
