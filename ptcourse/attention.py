@@ -285,11 +285,14 @@ def scaled_dot_product_attention(
     _check_qkv(q, k, v)
     dropout_p = _probability(dropout_p, "dropout_p")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., L, S)
-    scores = _masked_scores(scores, key_padding_mask, causal, attn_mask)
-    # A row that is -inf everywhere has no key to attend to: softmax would give 0/0 = NaN,
-    # in the output and in the gradients. Give it finite scores, then zero weights.
-    empty = torch.isneginf(scores).all(dim=-1, keepdim=True)
-    weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
+    if key_padding_mask is None and attn_mask is None and not causal:
+        weights = torch.softmax(scores, dim=-1)
+    else:
+        scores = _masked_scores(scores, key_padding_mask, causal, attn_mask)
+        # A row that is -inf everywhere has no key to attend to: softmax would give 0/0 = NaN,
+        # in the output and in the gradients. Give it finite scores, then zero weights.
+        empty = torch.isneginf(scores).all(dim=-1, keepdim=True)
+        weights = torch.softmax(scores.masked_fill(empty, 0.0), dim=-1).masked_fill(empty, 0.0)
     dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     out = dropped @ v
     return (out, weights) if return_weights else out
