@@ -141,9 +141,9 @@ def _padding_blocked(key_padding_mask: object, scores: Tensor) -> Tensor:
 
 def _check_attn_mask(attn_mask: object, scores: Tensor) -> Tensor:
     """An attn_mask must be (L, S), or have the scores' number of dims with each size equal or 1."""
-    shape, want = tuple(getattr(attn_mask, "shape", ())), tuple(scores.shape)
     if not isinstance(attn_mask, Tensor):
         raise TypeError(f"attn_mask must be a tensor, got {type(attn_mask).__name__}")
+    shape, want = tuple(attn_mask.shape), tuple(scores.shape)
     if attn_mask.dtype != torch.bool and not attn_mask.is_floating_point():
         raise TypeError(
             f"attn_mask must be bool (True = not allowed) or float (added to the "
@@ -176,7 +176,7 @@ def _combined_mask(
     if key_padding_mask is not None:
         blocked = _padding_blocked(key_padding_mask, scores)
     if causal:
-        c = causal_mask(L, S, device=scores.device)
+        c = torch.ones(L, S, dtype=torch.bool, device=scores.device).triu(diagonal=1)  # = causal_mask(L, S)
         blocked = c if blocked is None else blocked | c
     if attn_mask is not None:
         _check_attn_mask(attn_mask, scores)

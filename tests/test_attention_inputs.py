@@ -182,6 +182,8 @@ def test_numpy_numbers_are_accepted_like_python_ones():
 def test_edge_cases_that_make_sense_work():
     # an empty batch and a single position
     assert scaled_dot_product_attention(*(torch.randn(0, 4, 8),) * 3).shape == (0, 4, 8)
+    k = torch.randn(2, 3, 4)
+    assert scaled_dot_product_attention(torch.randn(2, 0, 4), k, k, causal=True).shape == (2, 0, 4)  # no queries
     assert MultiHeadAttention(8, 2)(torch.randn(3, 1, 8))[0].shape == (3, 1, 8)
     # an encoder with no blocks is embedding + read-out: a per-position model
     assert TransformerEncoder(5, 8, 2, 16, 0, n_outputs=5)(torch.tensor([[1, 2, 3]])).shape == (1, 3, 5)
