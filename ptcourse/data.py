@@ -13,8 +13,6 @@ Images are float32 tensors of shape (N, 1, H, W) in [0, 1]; labels are int64.
 from __future__ import annotations
 
 import numbers
-import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -23,22 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ptcourse import _checks
+from ptcourse._checks import positive_int
 from ptcourse.paths import data_dir
 
-NETWORK_TIMEOUT_S = 5.0
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first MNIST mirror
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def _count(value: object, what: str, minimum: int = 1) -> int:
-    """``value`` as an int (Python or NumPy integer) of at least ``minimum``, else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {value}")
-    return int(value)
 
 
 def _labels(y: object, what: str = "y") -> torch.Tensor:
@@ -79,6 +69,10 @@ class ImageSet(Dataset):
             raise ValueError(f"x has {len(self.x)} images but y has {len(self.y)} labels")
         if not torch.isfinite(self.x).all():
             raise ValueError("x contains NaN or infinite values")
+        low, high = (float(self.x.min()), float(self.x.max())) if len(self.x) else (0.0, 1.0)
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"x must hold pixel values in [0, 1], got {low:g} to {high:g} (divide 0-255 pixels "
+                             "by 255; normalise later, in the model or the loader)")
         if not isinstance(self.name, str) or not isinstance(self.classes, list) or \
                 not all(isinstance(c, str) for c in self.classes):
             raise TypeError("name must be a string and classes a list of strings")
@@ -128,22 +122,16 @@ def is_online(url: str = MNIST_URL, timeout: float = 3.0) -> bool:
     return reachable(url, timeout)
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def _stratified_split(y: torch.Tensor, held_out: float | int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held) holding out a fraction (float) or a count (int), class by class."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
-    keep, held = train_test_split(idx, test_size=held_out, stratify=y.numpy(), random_state=seed)
+    try:
+        keep, held = train_test_split(idx, test_size=held_out, stratify=y.numpy(), random_state=seed)
+    except ValueError as error:  # a part would miss a class
+        raise ValueError(f"cannot split {len(y)} examples of {len(torch.unique(y))} classes, holding out {held_out}, "
+                         f"so that both parts have every class ({error})") from error
     return torch.as_tensor(np.sort(keep)), torch.as_tensor(np.sort(held))
 
 
@@ -208,13 +196,12 @@ def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSe
                   f"{str(err)[:80]}); delete that folder and run `python -m ptcourse prefetch` to download "
                   "it again. Using the bundled 8x8 digits instead.")
             return load_digits()
-    from ptcourse.hub import offline_requested
+    from ptcourse.hub import socket_timeout, why_offline
 
-    reason = ("offline mode is on (PTCOURSE_OFFLINE or HF_HUB_OFFLINE)" if offline_requested()
-              else "the network is unreachable")
+    reason = why_offline(MNIST_URL)
     if is_online():
         try:
-            with _socket_timeout(NETWORK_TIMEOUT_S):
+            with socket_timeout():
                 return _from_torchvision(name, root, download=True)
         except Exception as err:  # any download failure falls back, never crashes
             reason = f"the download failed ({type(err).__name__})"
@@ -264,8 +251,8 @@ def load_splits(
         raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
     for what, size in (("train_size", train_size), ("test_size", test_size)):
         if size is not None:
-            _count(size, what)
-    seed = _count(seed, "seed", minimum=0)
+            positive_int(size, what)
+    seed = _checks.seed(seed)
     if name == "digits":
         train, test = load_digits()
     elif name in _TORCHVISION:
@@ -287,12 +274,10 @@ def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
     Usage: ``idx = per_class_indices(train.y, k=5, seed=1)  # then train.x[idx]``
     """
     y = _labels(y)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
-    k = int(k)
+    k = positive_int(k, "k")
     if len(y) == 0:
         raise ValueError("y is empty: there are no examples to choose from")
-    gen = torch.Generator().manual_seed(_count(seed, "seed", minimum=0))
+    gen = torch.Generator().manual_seed(_checks.seed(seed))
     chosen = []
     for c in torch.unique(y):
         idx = torch.nonzero(y == c).flatten()
@@ -345,7 +330,7 @@ class DeviceLoader:
             raise ValueError("every tensor needs a first (example) dimension; got a 0-d tensor")
         if len({len(t) for t in tensors}) != 1:
             raise ValueError(f"all tensors need the same length, got {[len(t) for t in tensors]}")
-        batch_size = _count(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         for what, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{what} must be True or False, got {flag!r}")
