@@ -158,12 +158,18 @@ def _writable(folder: Path) -> str | None:
         return err.strerror or type(err).__name__
 
 
-def cache_folders() -> dict[str, tuple[Path, str]]:
-    """{what: (folder, the environment variable that moves it)}."""
+def cache_folders() -> dict[str, tuple[Path | OSError, str]]:
+    """{what: (folder, or the error naming it raised; the environment variable that moves it)}."""
     from ptcourse.paths import checkpoint_dir, data_dir, results_dir
 
-    folders = {"datasets": (data_dir(), "PTCOURSE_DATA"), "checkpoints": (checkpoint_dir(), "PTCOURSE_CHECKPOINTS"),
-               "results": (results_dir(), "PTCOURSE_RESULTS")}
+    folders: dict[str, tuple[Path | OSError, str]] = {}
+    for what, folder, variable in (("datasets", data_dir, "PTCOURSE_DATA"),
+                                   ("checkpoints", checkpoint_dir, "PTCOURSE_CHECKPOINTS"),
+                                   ("results", results_dir, "PTCOURSE_RESULTS")):
+        try:
+            folders[what] = (folder(), variable)
+        except OSError as err:  # e.g. the variable names a file
+            folders[what] = (err, variable)
     try:
         import torch
 
@@ -184,13 +190,20 @@ def check_caches() -> list[Check]:
     from ptcourse.prefetch import assets, human, size_of
 
     checks = []
-    for what, (folder, variable) in cache_folders().items():
+    folders = cache_folders()
+    for what, (folder, variable) in folders.items():
+        if isinstance(folder, OSError):
+            checks.append(Check("caches", what, str(folder).split(":")[0], PROBLEM,
+                                f"export {variable}=/a/writable/folder (or unset it) before starting Jupyter"))
+            continue
         why = _writable(folder)
         if why:
             checks.append(Check("caches", what, f"{folder} is not writable ({why})", PROBLEM,
                                 f"export {variable}=/a/writable/folder before starting Jupyter"))
         else:
             checks.append(Check("caches", what, f"{folder} ({human(size_of(folder))})"))
+    if any(isinstance(folder, OSError) for folder, _ in folders.values()):
+        return checks  # the assets live in those folders
     try:
         cached = [a.id for a in assets() if a.is_cached()]
         missing = [a.id for a in assets() if a.id not in cached]
@@ -210,7 +223,7 @@ def check_network(timeout: float = 2.0) -> list[Check]:
     if hub.offline_requested():
         return [Check("network", "online sources", "not tried: PTCOURSE_OFFLINE or HF_HUB_OFFLINE is set", WARN,
                       "unset PTCOURSE_OFFLINE and HF_HUB_OFFLINE to use the network")]
-    sources = {"Hugging Face hub": hub.HF_URL, "PyTorch downloads": hub.TORCH_URL, "MNIST mirror": MNIST_URL}
+    sources = {"Hugging Face hub": hub.hf_endpoint(), "PyTorch downloads": hub.TORCH_URL, "MNIST mirror": MNIST_URL}
     with ThreadPoolExecutor(len(sources)) as pool:
         answers = dict(zip(sources, pool.map(lambda url: hub.reachable(url, timeout), sources.values())))
     return [Check("network", name, f"{sources[name]} answers" if up else f"{sources[name]} does not answer", OK if up

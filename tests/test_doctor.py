@@ -137,3 +137,12 @@ def test_the_speed_probe_is_quick_and_positive():
     start = time.perf_counter()
     probe = doctor.speed_probe()
     assert 0 < probe < 5 and time.perf_counter() - start < 30
+
+
+def test_a_cache_variable_naming_a_file_is_a_problem_with_its_fix_not_a_crash(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the data folder should be")
+    out = run_command(tmp_path, PTCOURSE_DATA=str(blocker))
+    assert out.returncode == 1
+    assert "crashed" not in out.stdout and "is a file, not a folder" in out.stdout
+    assert "fix: export PTCOURSE_DATA=" in out.stdout and "1 problem(s)" in out.stdout
