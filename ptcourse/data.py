@@ -47,7 +47,7 @@ def _labels(y: object, what: str = "y") -> torch.Tensor:
 
 @dataclass(eq=False)
 class ImageSet(Dataset):
-    """Images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,), a name and class names.
+    """Images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,), a name and class names (chapter 01).
 
     Usage: ``x, y = ds[0]; small = ds.subset([0, 5, 9])``
     """
@@ -102,7 +102,10 @@ class ImageSet(Dataset):
 
 
 class Splits(NamedTuple):
-    """Disjoint train / validation / test sets."""
+    """Disjoint train / validation / test sets (chapter 01).
+
+    Usage: ``train, val, test = load_splits("digits")``
+    """
 
     train: ImageSet
     val: ImageSet
@@ -110,7 +113,7 @@ class Splits(NamedTuple):
 
 
 def is_online(url: str = MNIST_URL, timeout: float = 3.0) -> bool:
-    """True if ``url`` answers within ``timeout`` seconds (the probe of :func:`ptcourse.hub.reachable`).
+    """True if ``url`` answers within ``timeout`` seconds (the probe of :func:`ptcourse.hub.reachable`) (chapter 00).
 
     Proxies are honoured and a hanging DNS lookup cannot block longer than the timeout.
     ``PTCOURSE_OFFLINE=1`` makes it return False without trying (classrooms, tests).
@@ -136,7 +139,7 @@ def _stratified_split(y: torch.Tensor, held_out: float | int, seed: int) -> tupl
 
 
 def load_digits() -> tuple[ImageSet, ImageSet]:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), as (train, test).
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), as (train, test) (chapter 01).
 
     Always available offline. The test set is a fixed stratified 20 %, the same in
     every run and for every seed, so it can never leak into training.
@@ -173,7 +176,7 @@ def _raw_files(name: str, root: Path) -> list[Path]:
 
 
 def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """Load ``"mnist"`` or ``"fashion_mnist"`` as (train, test) with torchvision.
+    """Load ``"mnist"`` or ``"fashion_mnist"`` as (train, test) with torchvision (chapter 01).
 
     Uses the cache in ``root`` (default :func:`data_dir`) when it is there; otherwise
     downloads (checksums verified by torchvision) with a short network timeout. When
@@ -210,12 +213,15 @@ def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSe
 
 
 def load_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """MNIST (28x28) as (train, test); the digits when offline. Usage: ``train, test = load_mnist()``"""
+    """MNIST (28x28) as (train, test); the digits when offline (chapter 00). Usage: ``train, test = load_mnist()``"""
     return load_torchvision("mnist", root)
 
 
 def load_fashion_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """Fashion-MNIST as (train, test); the digits when offline. Usage: ``train, test = load_fashion_mnist()``"""
+    """Fashion-MNIST as (train, test); the digits when offline (chapter 01).
+
+    Usage: ``train, test = load_fashion_mnist()``
+    """
     return load_torchvision("fashion_mnist", root)
 
 
@@ -238,7 +244,7 @@ def load_splits(
     test_size: int | None = None,
     seed: int = 0,
 ) -> Splits:
-    """Disjoint, stratified train / validation / test sets.
+    """Disjoint, stratified train / validation / test sets (chapter 01).
 
     The test set is the dataset's own test set (optionally a fixed subsample of it);
     the validation set is carved out of the training set, so nothing is shared.
@@ -269,7 +275,7 @@ def load_splits(
 
 
 def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
-    """Sorted indices of ``k`` randomly chosen examples of every class in the labels ``y``.
+    """Sorted indices of ``k`` randomly chosen examples of every class in the labels ``y`` (chapter 02).
 
     Usage: ``idx = per_class_indices(train.y, k=5, seed=1)  # then train.x[idx]``
     """
@@ -288,7 +294,7 @@ def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
 
 
 def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
-    """Exactly ``k`` randomly chosen examples of every class (a few-label training set).
+    """Exactly ``k`` randomly chosen examples of every class (a few-label training set) (chapter 01).
 
     Usage: ``few = subset_per_class(train, k=5, seed=1)``
     """
@@ -298,7 +304,7 @@ def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
 
 
 class DeviceLoader:
-    """Batches of tensors that already live on the device: no workers, no copies.
+    """Batches of tensors that already live on the device: no workers, no copies (chapter 01).
 
     For datasets that fit in device memory this is much faster than a DataLoader.
     Shuffling draws a permutation on the device (its RNG is seeded by

@@ -32,7 +32,10 @@ TIMES_FILE = Path(__file__).with_name("notebook_times.json")  # written by scrip
 
 @dataclass
 class Check:
-    """One line of the report: what was checked, what was found, and the fix when it is not ok."""
+    """One line of the report: what was checked, what was found, and the fix when it is not ok (chapter 00).
+
+    Usage: ``Check("caches", "datasets", "/data is not writable", PROBLEM, "export PTCOURSE_DATA=...")``
+    """
 
     section: str
     name: str
@@ -48,7 +51,10 @@ class Check:
 
 # ---------------------------------------------------------------- Python, torch, device
 def check_platform() -> list[Check]:
-    """Python against the package's Requires-Python, then torch and the device."""
+    """Python against the package's Requires-Python, then torch and the device (chapter 00).
+
+    Usage: ``for check in check_platform(): print(check.line())``
+    """
     from packaging.specifiers import SpecifierSet
 
     checks = []
@@ -68,7 +74,10 @@ def check_platform() -> list[Check]:
 
 
 def check_device(torch) -> list[Check]:
-    """The device get_device() picks, and what its number formats can do."""
+    """The device get_device() picks, and what its number formats can do (chapter 00).
+
+    Usage: ``check_device(torch)``
+    """
     from ptcourse.device import get_device
 
     try:
@@ -103,12 +112,18 @@ def _package_metadata() -> dict:
 
 
 def requirements() -> list[str]:
-    """The installed ptcourse's requirements (``importlib.metadata.requires``), e.g. ``["torch>=2.4", ...]``."""
+    """The installed ptcourse's requirements, e.g. ``["torch>=2.4", ...]`` (chapter 00).
+
+    Usage: ``requirements()``
+    """
     return metadata.requires("ptcourse") or []
 
 
 def check_dependencies() -> list[Check]:
-    """Each dependency's installed version against its lower bound; extras only when installed."""
+    """Each dependency's installed version against its lower bound; extras only when installed (chapter 00).
+
+    Usage: ``[c for c in check_dependencies() if c.level == PROBLEM]``
+    """
     from packaging.requirements import Requirement
 
     try:
@@ -159,7 +174,10 @@ def _writable(folder: Path) -> str | None:
 
 
 def cache_folders() -> dict[str, tuple[Path | OSError, str]]:
-    """{what: (folder, or the error naming it raised; the environment variable that moves it)}."""
+    """{what: (folder, or the error naming it raised; the environment variable that moves it)} (chapter 00).
+
+    Usage: ``cache_folders()["datasets"]``
+    """
     from ptcourse.paths import checkpoint_dir, data_dir, results_dir
 
     folders: dict[str, tuple[Path | OSError, str]] = {}
@@ -186,7 +204,10 @@ def cache_folders() -> dict[str, tuple[Path | OSError, str]]:
 
 
 def check_caches() -> list[Check]:
-    """Each cache folder: writable, and how much it holds; then which course assets are cached."""
+    """Each cache folder: writable, and how much it holds; then which course assets are cached (chapter 00).
+
+    Usage: ``check_caches()``
+    """
     from ptcourse.prefetch import assets, human, size_of
 
     checks = []
@@ -216,7 +237,10 @@ def check_caches() -> list[Check]:
 
 # ---------------------------------------------------------------- network
 def check_network(timeout: float = 2.0) -> list[Check]:
-    """Whether each online source answers within ``timeout`` seconds (probed in parallel)."""
+    """Whether each online source answers within ``timeout`` seconds (probed in parallel) (chapter 00).
+
+    Usage: ``check_network(timeout=2.0)``
+    """
     from ptcourse import hub
     from ptcourse.data import MNIST_URL
 
@@ -233,6 +257,10 @@ def check_network(timeout: float = 2.0) -> list[Check]:
 
 # ---------------------------------------------------------------- profile and run times
 def check_profile() -> list[Check]:
+    """The profile in force, and the thread setting the run-time estimates assume (chapter 00).
+
+    Usage: ``check_profile()``
+    """
     from ptcourse.profiles import profile
 
     try:
@@ -246,7 +274,7 @@ def check_profile() -> list[Check]:
 
 
 def speed_probe(repeats: int = 7) -> float:
-    """CPU seconds of a fixed small training step on one thread (the fastest of ``repeats``).
+    """CPU seconds of a fixed small training step on one thread (the fastest of ``repeats``) (chapter 00).
 
     CPU time rather than wall time, so that a machine busy with other programs still
     measures the speed of its cores (as the measured notebook times do).
@@ -276,7 +304,10 @@ def speed_probe(repeats: int = 7) -> float:
 
 
 def reference_times() -> dict:
-    """The measured table shipped with the package ({} if there is none)."""
+    """The measured table shipped with the package ({} if there is none) (chapter 00).
+
+    Usage: ``reference_times()["fast"]``
+    """
     return json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
 
 
@@ -285,13 +316,20 @@ def estimate_minutes(key: str, probe_s: float, table: dict | None = None) -> dic
 
     The measured CPU time of each chapter, scaled by how much slower (or faster) this
     machine's speed probe is than the reference's; a measurement that was stopped early
-    gives a lower bound. ``key`` is a profile, or ``"<profile>-offline"`` for the bundled data."""
+    gives a lower bound. ``key`` is a profile, or ``"<profile>-offline"`` for the bundled data.
+
+    Usage: ``estimate_minutes("standard", speed_probe())``
+    """
     rows = (reference_times() if table is None else table).get(key, {}).get("notebooks", {})
     return {name: (row["cpu_s"] * probe_s / row["probe_s"] / 60, str(row.get("error")).startswith("stopped"))
             for name, row in rows.items() if name.startswith("notebooks/") and row.get("cpu_s") and row.get("probe_s")}
 
 
 def check_run_times() -> list[Check]:
+    """Each chapter's estimated run time here, from the measured table and the speed probe (chapter 00).
+
+    Usage: ``check_run_times()``
+    """
     from ptcourse.hub import offline_requested
     from ptcourse.profiles import profile
 
@@ -319,7 +357,7 @@ SECTIONS = (check_platform, check_dependencies, check_caches, check_network, che
 
 
 def run(verbose: bool = True) -> list[Check]:
-    """Run every check, print the report (if ``verbose``) and return the checks.
+    """Run every check, print the report (if ``verbose``) and return the checks (chapter 00).
 
     Usage: ``problems = [c for c in run() if c.level == "problem"]``
     """
@@ -342,7 +380,10 @@ def run(verbose: bool = True) -> list[Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ptcourse doctor``: exit status 1 if any problem was found."""
+    """``python -m ptcourse doctor``: exit status 1 if any problem was found (chapter 00).
+
+    Usage: ``sys.exit(main([]))``
+    """
     if argv:
         print("usage: python -m ptcourse doctor  (no options)", file=sys.stderr)
         return 2

@@ -49,7 +49,9 @@ _probe_cache: dict[str, tuple[float, bool]] = {}
 
 
 def notice(message: str) -> None:
-    """Print one ``[ptcourse]`` line (the course's way of saying it fell back); line breaks become spaces.
+    """Print one ``[ptcourse]`` line, the course's way of saying it fell back (chapter 06).
+
+    Line breaks in ``message`` become spaces.
 
     Usage: ``notice("sst2 is not cached: using the bundled sentences")``
     """
@@ -59,26 +61,38 @@ def notice(message: str) -> None:
 
 
 def offline_requested() -> bool:
-    """True when ``PTCOURSE_OFFLINE`` or ``HF_HUB_OFFLINE`` asks not to use the network."""
+    """True when ``PTCOURSE_OFFLINE`` or ``HF_HUB_OFFLINE`` asks not to use the network (chapter 06).
+
+    Usage: ``if not offline_requested(): ...``
+    """
     return any(os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")
                for v in ("PTCOURSE_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 def why_offline(url: str) -> str:
-    """Why ``url`` is not used: offline mode was asked for, or it does not answer (for fallback lines)."""
+    """Why ``url`` is not used: offline mode is on, or it does not answer (chapter 06).
+
+    Usage: ``notice(f"sst2 is not cached and {why_offline(hf_endpoint())}")``
+    """
     if offline_requested():
         return "offline mode is on (PTCOURSE_OFFLINE or HF_HUB_OFFLINE)"
     return f"{url} does not answer"
 
 
 def hf_endpoint() -> str:
-    """The Hugging Face hub's address: ``$HF_ENDPOINT`` (a mirror) if set, else https://huggingface.co."""
+    """The Hugging Face hub's address: ``$HF_ENDPOINT`` (a mirror) if set, else ``HF_URL`` (chapter 06).
+
+    Usage: ``reachable(hf_endpoint())``
+    """
     return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or HF_URL
 
 
 @contextmanager
 def socket_timeout(seconds: float = NETWORK_TIMEOUT_S) -> Iterator[None]:
-    """Downloads made with urllib (torchvision's) fail after ``seconds`` without data instead of hanging."""
+    """urllib downloads (torchvision's) fail after ``seconds`` without data, not hang (chapter 06).
+
+    Usage: ``with socket_timeout(): weights.get_state_dict()``
+    """
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -99,7 +113,7 @@ def _head(url: str, timeout: float) -> bool:
 
 
 def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """True if ``url`` answers an HTTP HEAD within ``timeout`` seconds (proxies honoured).
+    """True if ``url`` answers an HTTP HEAD within ``timeout`` seconds (proxies honoured) (chapter 00).
 
     The probe runs in a thread, so even a DNS lookup that hangs cannot block longer than
     ``timeout``. Answers are remembered for a minute. Always False when offline is requested.
@@ -126,7 +140,10 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
 
 
 def hub_reachable() -> bool:
-    """True if the Hugging Face hub (or ``$HF_ENDPOINT``) answers quickly. Usage: ``if hub_reachable(): ...``"""
+    """True if the Hugging Face hub (or ``$HF_ENDPOINT``) answers quickly (chapter 06).
+
+    Usage: ``if hub_reachable(): ...``
+    """
     return reachable(hf_endpoint())
 
 
@@ -135,7 +152,7 @@ def _slug(*parts: str | None) -> str:
 
 
 def load_hf_dataset(path: str, name: str | None = None) -> Any:
-    """A Hugging Face ``DatasetDict`` from the course's cache or the hub, else ``None``.
+    """A Hugging Face ``DatasetDict`` from the course's cache or the hub, else ``None`` (chapter 06).
 
     The first successful download is saved with ``save_to_disk`` under
     ``data_dir()/hf/``; later calls load it from there without any network.
@@ -182,7 +199,7 @@ def _save_dataset(loaded: Any, local: Path, what: str) -> None:
 
 
 def hf_pretrained(loader: Callable[..., Any] | type, repo_id: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(repo_id, **kwargs)`` from the cache or the hub, else ``None``.
+    """``loader.from_pretrained(repo_id, **kwargs)`` from the cache or the hub, else ``None`` (chapter 07).
 
     ``loader`` is a class with ``from_pretrained`` (``AutoTokenizer``,
     ``BertForSequenceClassification``, ...) or the function itself.
@@ -216,7 +233,7 @@ def hf_pretrained(loader: Callable[..., Any] | type, repo_id: str, **kwargs: Any
 
 
 def torchvision_weights(weights: Any, progress: bool = True) -> dict[str, Any] | None:
-    """The state_dict of torchvision ``weights`` from the cache or online, else ``None``.
+    """The state_dict of torchvision ``weights`` from the cache or online, else ``None`` (chapter 08).
 
     The file's SHA-256 is checked against the prefix in its name, for a cached file too
     (torch itself checks only while downloading).
@@ -247,7 +264,10 @@ def torchvision_weights(weights: Any, progress: bool = True) -> dict[str, Any] |
 
 def check_torch_hash(path: Path) -> str:
     """Check that ``path``'s SHA-256 starts with the hex digits in its name (torch.hub's convention,
-    ``resnet18-f37072fd.pth``); return them, or raise ``ValueError``."""
+    ``resnet18-f37072fd.pth``); return them, or raise ``ValueError`` (chapter 08).
+
+    Usage: ``check_torch_hash(Path(torch.hub.get_dir()) / "checkpoints" / "resnet18-f37072fd.pth")``
+    """
     import torch
 
     match = torch.hub.HASH_REGEX.search(path.name)
@@ -259,7 +279,10 @@ def check_torch_hash(path: Path) -> str:
 
 
 def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read 1 MB at a time. Usage: ``sha256_of(Path("model.safetensors"))``"""
+    """The SHA-256 of a file, read 1 MB at a time (chapter 08).
+
+    Usage: ``sha256_of(Path("model.safetensors"))``
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

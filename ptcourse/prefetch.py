@@ -42,7 +42,10 @@ PET_SPLITS = ("trainval", "test")                            # ch08, OxfordIIITP
 
 @dataclass(frozen=True)
 class Asset:
-    """One downloadable thing: where it comes from, where it is kept, how to get and check it."""
+    """One downloadable thing: where it comes from, where it is kept, how to get and check it (chapter 00).
+
+    Usage: ``[a.id for a in assets() if a.is_cached()]``
+    """
 
     id: str
     chapters: str
@@ -221,7 +224,7 @@ def assets() -> list[Asset]:
 
 # ---------------------------------------------------------------- the command
 def size_of(path: Path) -> int:
-    """Bytes in a file or under a folder (links not followed). Usage: ``size_of(data_dir())``"""
+    """Bytes in a file or under a folder (links not followed) (chapter 00). Usage: ``size_of(data_dir())``"""
     if path.is_symlink() or not path.exists():
         return 0
     if path.is_file():
@@ -230,7 +233,10 @@ def size_of(path: Path) -> int:
 
 
 def human(n: int) -> str:
-    """``1536`` -> ``'1.5 KB'``."""
+    """``1536`` -> ``'1.5 KB'`` (chapter 00).
+
+    Usage: ``human(size_of(data_dir()))``
+    """
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -265,7 +271,7 @@ def _one(asset: Asset, download: bool) -> str:
 
 def prefetch(ids: Sequence[str] = (), profile: str | None = None, download: bool = True,
              catalogue: Sequence[Asset] | None = None) -> dict[str, str]:
-    """Fetch and verify the assets (all, or the given ids / profile); returns {id: status}.
+    """Fetch and verify the assets (all, or the given ids / profile); returns {id: status} (chapter 00).
 
     Usage: ``prefetch(["sst2"])``
     """
@@ -289,7 +295,10 @@ def prefetch(ids: Sequence[str] = (), profile: str | None = None, download: bool
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ptcourse prefetch [ids] [--list] [--profile P]``; exit 1 if anything failed or, unless
-    ``--list``, is still not cached (e.g. offline mode is on); exit 2 for a bad argument or cache folder."""
+    ``--list``, is still not cached (e.g. offline mode is on); exit 2 for a bad argument or cache folder (chapter 00).
+
+    Usage: ``sys.exit(main(["--list"]))``
+    """
     parser = argparse.ArgumentParser(prog="python -m ptcourse prefetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("ids", nargs="*", help=f"asset ids (default: all): {', '.join(a.id for a in assets())}")
     parser.add_argument("--list", action="store_true", help="only report what is cached")

@@ -16,7 +16,7 @@ from ptcourse import _checks
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU).
+    """Seed Python, NumPy and torch (CPU and every GPU) (chapter 00).
 
     With ``deterministic=True`` torch also uses deterministic algorithms (slower on
     GPU; raises if an operation has no deterministic implementation).

@@ -186,7 +186,7 @@ def load_results(profile: str | None = None):
 
 
 def summarise(table) -> Any:
-    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns.
+    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns (chapter 09).
 
     Usage: ``summarise(load_results())``
     """

@@ -874,7 +874,9 @@ def test_accuracy_of_a_one_logit_binary_classifier():
 
 # ---------------------------------------------------------------- a loop a learner can read
 READABLE = ["ptcourse.training", "ptcourse.batches", "ptcourse.callbacks", "ptcourse.checkpoints",
-            "ptcourse.finetune", "ptcourse._checks"]
+            "ptcourse.finetune", "ptcourse._checks", "ptcourse.data", "ptcourse.device", "ptcourse.repro",
+            "ptcourse.profiles", "ptcourse.plots", "ptcourse.paths", "ptcourse.hub", "ptcourse.results",
+            "ptcourse.doctor", "ptcourse.prefetch", "ptcourse.__main__"]
 
 
 @pytest.mark.parametrize("module_name", READABLE)
