@@ -21,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,9 +251,12 @@ def check_network(timeout: float = 2.0) -> list[Check]:
     sources = {"Hugging Face hub": hub.hf_endpoint(), "PyTorch downloads": hub.TORCH_URL, "MNIST mirror": MNIST_URL}
     with ThreadPoolExecutor(len(sources)) as pool:
         answers = dict(zip(sources, pool.map(lambda url: hub.reachable(url, timeout), sources.values())))
+    proxy = urllib.request.getproxies().get("https")
+    hint = "the chapters fall back to bundled data; make prefetch while online"
+    if proxy:
+        hint = f"is the proxy {proxy} (HTTPS_PROXY) up? Otherwise " + hint
     return [Check("network", name, f"{sources[name]} answers" if up else f"{sources[name]} does not answer", OK if up
-                  else WARN, "" if up else "the chapters fall back to bundled data; make prefetch while online")
-            for name, up in answers.items()]
+                  else WARN, "" if up else hint) for name, up in answers.items()]
 
 
 # ---------------------------------------------------------------- profile and run times
