@@ -22,7 +22,6 @@ can hold them). Introduced in chapter 06; used by chapters 07 and 08.
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 import os
 import re
@@ -122,8 +121,8 @@ def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ValueError(f"url must be an http(s) URL, got {url!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf:
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout <= 600:
+        raise ValueError(f"timeout must be a positive number of seconds, at most 600 (a probe), got {timeout!r}")
     timeout = float(timeout)
     if offline_requested():
         return False

@@ -104,8 +104,9 @@ BAD = {
     # --- hub
     "reachable no scheme": (lambda: hub.reachable("huggingface.co"), ValueError, "http(s) URL"),
     "reachable timeout 0": (lambda: hub.reachable("https://x.org", timeout=0), ValueError, "positive"),
-    "reachable timeout inf": (lambda: hub.reachable("https://x.org", timeout=float("inf")), ValueError, "finite"),
-    "reachable timeout NaN": (lambda: hub.reachable("https://x.org", timeout=float("nan")), ValueError, "finite"),
+    "reachable timeout inf": (lambda: hub.reachable("https://x.org", timeout=float("inf")), ValueError, "at most 600"),
+    "reachable timeout NaN": (lambda: hub.reachable("https://x.org", timeout=float("nan")), ValueError, "at most 600"),
+    "reachable timeout 1e300": (lambda: hub.reachable("https://x.org", timeout=1e300), ValueError, "at most 600"),
     "reachable timeout bool": (lambda: hub.reachable("https://x.org", timeout=True), ValueError, "seconds"),
     "dataset empty path": (lambda: hub.load_hf_dataset(""), ValueError, "nyu-mll/glue"),
     "dataset name int": (lambda: hub.load_hf_dataset("nyu-mll/glue", 2), ValueError, "configuration name"),
