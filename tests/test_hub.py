@@ -21,16 +21,6 @@ def fresh(monkeypatch, tmp_path):
     hub._probe_cache.clear()
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """Allow probes (the suite runs with the network switched off on purpose)."""
-    monkeypatch.setenv("PTCOURSE_OFFLINE", "0")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 def _serve(handler_cls):
     server = http.server.HTTPServer(("127.0.0.1", 0), handler_cls)
     threading.Thread(target=server.serve_forever, daemon=True).start()

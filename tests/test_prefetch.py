@@ -27,16 +27,6 @@ def sandbox(tmp_path, monkeypatch):
     hub._probe_cache.clear()
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """Allow the network code to run; it only ever reaches 127.0.0.1 in these tests."""
-    monkeypatch.setenv("PTCOURSE_OFFLINE", "0")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 class Server:
     """A local HTTP server for the files in ``folder``, counting the GET requests."""
 
