@@ -781,6 +781,29 @@ def test_fit_equals_a_hand_written_loop_with_accumulation_a_schedule_and_clippin
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("amp, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_on_the_cpu_equals_the_hand_written_autocast_loop(amp, dtype):
+    """fp16 goes through the gradient scaler (unscaled before clipping), bf16 does not."""
+    data = toy_data(n=64)
+    by_hand, with_fit = mlp(), mlp()
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
+    for _ in range(2):
+        for x, y in DataLoader(data, batch_size=16):
+            with torch.autocast("cpu", dtype=dtype):
+                loss = nn.functional.cross_entropy(by_hand(x), y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(by_hand.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    fit(with_fit, DataLoader(data, batch_size=16), epochs=2, optimizer=torch.optim.SGD(with_fit.parameters(), lr=0.1),
+        loss_fn=nn.CrossEntropyLoss(), amp=amp, max_grad_norm=1.0, device=CPU, progress=False)
+    for a, b in zip(by_hand.parameters(), with_fit.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_a_tiny_bert_with_dict_batches_trains_exactly_as_the_hand_written_loop():
     from transformers import BertConfig, BertForSequenceClassification
 
