@@ -508,6 +508,25 @@ def test_frozen_modules_stay_frozen_statistics_included():
     assert not model[0].training and model[1].training  # the modes fit leaves behind
 
 
+def test_partial_freezing_fixes_only_the_frozen_module():
+    """Freezing only the backbone's BatchNorm: its statistics stay, the rest of the backbone trains with dropout."""
+    from ptcourse.finetune import freeze
+
+    torch.manual_seed(0)
+    model = nn.Sequential(Backbone(), nn.Linear(16, 3))
+    freeze(model, "0.norm")
+    norm_state = {k: v.clone() for k, v in model[0].norm.state_dict().items()}
+    linear_before = model[0].linear.weight.clone()
+    modes = []
+    model[0].drop.register_forward_pre_hook(lambda m, inp: modes.append((m.training, model[0].norm.training)))
+    data = toy_data(n=32)
+    fit(model, [(data.tensors[0], data.tensors[1])], epochs=2, loss_fn=nn.CrossEntropyLoss(), device=CPU,
+        progress=False)
+    assert all(torch.equal(v, norm_state[k]) for k, v in model[0].norm.state_dict().items())
+    assert not torch.equal(model[0].linear.weight, linear_before)
+    assert set(modes) == {(True, False)}  # dropout on, the frozen BatchNorm in eval mode
+
+
 def test_a_parameter_free_batchnorm_can_be_kept_in_eval_by_overriding_train():
     class Net(nn.Module):
         def __init__(self):
