@@ -15,6 +15,10 @@ COMMANDS = {"doctor": "check Python, torch, the device, dependencies, caches, ne
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Main (chapter 00).
+
+    Usage: ``python -m ptcourse doctor``
+    """
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS:
         print("usage: python -m ptcourse {doctor,prefetch} [options]\n"

@@ -13,8 +13,6 @@ Images are float32 tensors of shape (N, 1, H, W) in [0, 1]; labels are int64.
 from __future__ import annotations
 
 import numbers
-import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -23,22 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from ptcourse import _checks
+from ptcourse._checks import positive_int
 from ptcourse.paths import data_dir
 
-NETWORK_TIMEOUT_S = 5.0
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first MNIST mirror
 _TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 _FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-def _count(value: object, what: str, minimum: int = 1) -> int:
-    """``value`` as an int (Python or NumPy integer) of at least ``minimum``, else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{what} must be at least {minimum}, got {value}")
-    return int(value)
 
 
 def _labels(y: object, what: str = "y") -> torch.Tensor:
@@ -57,7 +47,7 @@ def _labels(y: object, what: str = "y") -> torch.Tensor:
 
 @dataclass(eq=False)
 class ImageSet(Dataset):
-    """Images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,), a name and class names.
+    """Images ``x`` (N, C, H, W) in [0, 1] with labels ``y`` (N,), a name and class names (chapter 01).
 
     Usage: ``x, y = ds[0]; small = ds.subset([0, 5, 9])``
     """
@@ -79,6 +69,10 @@ class ImageSet(Dataset):
             raise ValueError(f"x has {len(self.x)} images but y has {len(self.y)} labels")
         if not torch.isfinite(self.x).all():
             raise ValueError("x contains NaN or infinite values")
+        low, high = (float(self.x.min()), float(self.x.max())) if len(self.x) else (0.0, 1.0)
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"x must hold pixel values in [0, 1], got {low:g} to {high:g} (divide 0-255 pixels "
+                             "by 255; normalise later, in the model or the loader)")
         if not isinstance(self.name, str) or not isinstance(self.classes, list) or \
                 not all(isinstance(c, str) for c in self.classes):
             raise TypeError("name must be a string and classes a list of strings")
@@ -108,7 +102,10 @@ class ImageSet(Dataset):
 
 
 class Splits(NamedTuple):
-    """Disjoint train / validation / test sets."""
+    """Disjoint train / validation / test sets (chapter 01).
+
+    Usage: ``train, val, test = load_splits("digits")``
+    """
 
     train: ImageSet
     val: ImageSet
@@ -116,7 +113,7 @@ class Splits(NamedTuple):
 
 
 def is_online(url: str = MNIST_URL, timeout: float = 3.0) -> bool:
-    """True if ``url`` answers within ``timeout`` seconds (the probe of :func:`ptcourse.hub.reachable`).
+    """True if ``url`` answers within ``timeout`` seconds (the probe of :func:`ptcourse.hub.reachable`) (chapter 00).
 
     Proxies are honoured and a hanging DNS lookup cannot block longer than the timeout.
     ``PTCOURSE_OFFLINE=1`` makes it return False without trying (classrooms, tests).
@@ -128,27 +125,21 @@ def is_online(url: str = MNIST_URL, timeout: float = 3.0) -> bool:
     return reachable(url, timeout)
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def _stratified_split(y: torch.Tensor, held_out: float | int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (keep, held) holding out a fraction (float) or a count (int), class by class."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
-    keep, held = train_test_split(idx, test_size=held_out, stratify=y.numpy(), random_state=seed)
+    try:
+        keep, held = train_test_split(idx, test_size=held_out, stratify=y.numpy(), random_state=seed)
+    except ValueError as error:  # a part would miss a class
+        raise ValueError(f"cannot split {len(y)} examples of {len(torch.unique(y))} classes, holding out {held_out}, "
+                         f"so that both parts have every class ({error})") from error
     return torch.as_tensor(np.sort(keep)), torch.as_tensor(np.sort(held))
 
 
 def load_digits() -> tuple[ImageSet, ImageSet]:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), as (train, test).
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), as (train, test) (chapter 01).
 
     Always available offline. The test set is a fixed stratified 20 %, the same in
     every run and for every seed, so it can never leak into training.
@@ -185,7 +176,7 @@ def _raw_files(name: str, root: Path) -> list[Path]:
 
 
 def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """Load ``"mnist"`` or ``"fashion_mnist"`` as (train, test) with torchvision.
+    """Load ``"mnist"`` or ``"fashion_mnist"`` as (train, test) with torchvision (chapter 01).
 
     Uses the cache in ``root`` (default :func:`data_dir`) when it is there; otherwise
     downloads (checksums verified by torchvision) with a short network timeout. When
@@ -208,13 +199,12 @@ def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSe
                   f"{str(err)[:80]}); delete that folder and run `python -m ptcourse prefetch` to download "
                   "it again. Using the bundled 8x8 digits instead.")
             return load_digits()
-    from ptcourse.hub import offline_requested
+    from ptcourse.hub import socket_timeout, why_offline
 
-    reason = ("offline mode is on (PTCOURSE_OFFLINE or HF_HUB_OFFLINE)" if offline_requested()
-              else "the network is unreachable")
+    reason = why_offline(MNIST_URL)
     if is_online():
         try:
-            with _socket_timeout(NETWORK_TIMEOUT_S):
+            with socket_timeout():
                 return _from_torchvision(name, root, download=True)
         except Exception as err:  # any download failure falls back, never crashes
             reason = f"the download failed ({type(err).__name__})"
@@ -223,12 +213,15 @@ def load_torchvision(name: str, root: str | Path | None = None) -> tuple[ImageSe
 
 
 def load_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """MNIST (28x28) as (train, test); the digits when offline. Usage: ``train, test = load_mnist()``"""
+    """MNIST (28x28) as (train, test); the digits when offline (chapter 00). Usage: ``train, test = load_mnist()``"""
     return load_torchvision("mnist", root)
 
 
 def load_fashion_mnist(root: str | Path | None = None) -> tuple[ImageSet, ImageSet]:
-    """Fashion-MNIST as (train, test); the digits when offline. Usage: ``train, test = load_fashion_mnist()``"""
+    """Fashion-MNIST as (train, test); the digits when offline (chapter 01).
+
+    Usage: ``train, test = load_fashion_mnist()``
+    """
     return load_torchvision("fashion_mnist", root)
 
 
@@ -251,7 +244,7 @@ def load_splits(
     test_size: int | None = None,
     seed: int = 0,
 ) -> Splits:
-    """Disjoint, stratified train / validation / test sets.
+    """Disjoint, stratified train / validation / test sets (chapter 01).
 
     The test set is the dataset's own test set (optionally a fixed subsample of it);
     the validation set is carved out of the training set, so nothing is shared.
@@ -264,8 +257,8 @@ def load_splits(
         raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
     for what, size in (("train_size", train_size), ("test_size", test_size)):
         if size is not None:
-            _count(size, what)
-    seed = _count(seed, "seed", minimum=0)
+            positive_int(size, what)
+    seed = _checks.seed(seed)
     if name == "digits":
         train, test = load_digits()
     elif name in _TORCHVISION:
@@ -282,17 +275,15 @@ def load_splits(
 
 
 def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
-    """Sorted indices of ``k`` randomly chosen examples of every class in the labels ``y``.
+    """Sorted indices of ``k`` randomly chosen examples of every class in the labels ``y`` (chapter 02).
 
     Usage: ``idx = per_class_indices(train.y, k=5, seed=1)  # then train.x[idx]``
     """
     y = _labels(y)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
-    k = int(k)
+    k = positive_int(k, "k")
     if len(y) == 0:
         raise ValueError("y is empty: there are no examples to choose from")
-    gen = torch.Generator().manual_seed(_count(seed, "seed", minimum=0))
+    gen = torch.Generator().manual_seed(_checks.seed(seed))
     chosen = []
     for c in torch.unique(y):
         idx = torch.nonzero(y == c).flatten()
@@ -303,7 +294,7 @@ def per_class_indices(y: torch.Tensor, k: int, seed: int = 0) -> torch.Tensor:
 
 
 def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
-    """Exactly ``k`` randomly chosen examples of every class (a few-label training set).
+    """Exactly ``k`` randomly chosen examples of every class (a few-label training set) (chapter 01).
 
     Usage: ``few = subset_per_class(train, k=5, seed=1)``
     """
@@ -313,7 +304,7 @@ def subset_per_class(ds: ImageSet, k: int, seed: int = 0) -> ImageSet:
 
 
 class DeviceLoader:
-    """Batches of tensors that already live on the device: no workers, no copies.
+    """Batches of tensors that already live on the device: no workers, no copies (chapter 01).
 
     For datasets that fit in device memory this is much faster than a DataLoader.
     Shuffling draws a permutation on the device (its RNG is seeded by
@@ -345,7 +336,7 @@ class DeviceLoader:
             raise ValueError("every tensor needs a first (example) dimension; got a 0-d tensor")
         if len({len(t) for t in tensors}) != 1:
             raise ValueError(f"all tensors need the same length, got {[len(t) for t in tensors]}")
-        batch_size = _count(batch_size, "batch_size")
+        batch_size = positive_int(batch_size, "batch_size")
         for what, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{what} must be True or False, got {flag!r}")

@@ -20,7 +20,7 @@ _DEVICE_NAME = re.compile(r"(cpu|mps|cuda)(:\d+)?")
 
 
 def as_device(device: torch.device | str) -> torch.device:
-    """``device`` as a ``torch.device`` that exists on this machine, else a clear error.
+    """``device`` as a ``torch.device`` that exists on this machine, else a clear error (chapter 01).
 
     Usage: ``as_device("cuda:0")``
     """
@@ -46,7 +46,7 @@ def as_device(device: torch.device | str) -> torch.device:
 
 
 def get_device() -> torch.device:
-    """Return CUDA if available, then Apple MPS, then CPU.
+    """Return CUDA if available, then Apple MPS, then CPU (chapter 00).
 
     Set ``PTCOURSE_DEVICE`` (e.g. ``cpu`` or ``cuda:1``) to override the choice.
 
@@ -67,7 +67,7 @@ def get_device() -> torch.device:
 
 
 def amp_dtype(device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype to use on ``device`` by default, or ``None`` for no autocast.
+    """The autocast dtype to use on ``device`` by default, or ``None`` for no autocast (chapter 00).
 
     bf16 on CUDA GPUs that support it, fp16 on older CUDA GPUs, none on MPS and CPU
     (autocast there rarely pays off for the small models of this course). On a CUDA GPU
@@ -88,7 +88,7 @@ def _native_bf16(device: torch.device) -> bool:
 
 
 def hardware_summary(device: torch.device | str | None = None) -> dict[str, str]:
-    """Versions and capabilities of the machine, as a dict of printable strings.
+    """Versions and capabilities of the machine, as a dict of printable strings (chapter 00).
 
     Usage: ``for k, v in hardware_summary().items(): print(f"{k:>18}: {v}")``
     """

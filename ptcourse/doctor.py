@@ -21,6 +21,7 @@ import platform
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,10 @@ TIMES_FILE = Path(__file__).with_name("notebook_times.json")  # written by scrip
 
 @dataclass
 class Check:
-    """One line of the report: what was checked, what was found, and the fix when it is not ok."""
+    """One line of the report: what was checked, what was found, and the fix when it is not ok (chapter 00).
+
+    Usage: ``Check("caches", "datasets", "/data is not writable", PROBLEM, "export PTCOURSE_DATA=...")``
+    """
 
     section: str
     name: str
@@ -48,7 +52,10 @@ class Check:
 
 # ---------------------------------------------------------------- Python, torch, device
 def check_platform() -> list[Check]:
-    """Python against the package's Requires-Python, then torch and the device."""
+    """Python against the package's Requires-Python, then torch and the device (chapter 00).
+
+    Usage: ``for check in check_platform(): print(check.line())``
+    """
     from packaging.specifiers import SpecifierSet
 
     checks = []
@@ -68,7 +75,10 @@ def check_platform() -> list[Check]:
 
 
 def check_device(torch) -> list[Check]:
-    """The device get_device() picks, and what its number formats can do."""
+    """The device get_device() picks, and what its number formats can do (chapter 00).
+
+    Usage: ``check_device(torch)``
+    """
     from ptcourse.device import get_device
 
     try:
@@ -103,12 +113,18 @@ def _package_metadata() -> dict:
 
 
 def requirements() -> list[str]:
-    """The installed ptcourse's requirements (``importlib.metadata.requires``), e.g. ``["torch>=2.4", ...]``."""
+    """The installed ptcourse's requirements, e.g. ``["torch>=2.4", ...]`` (chapter 00).
+
+    Usage: ``requirements()``
+    """
     return metadata.requires("ptcourse") or []
 
 
 def check_dependencies() -> list[Check]:
-    """Each dependency's installed version against its lower bound; extras only when installed."""
+    """Each dependency's installed version against its lower bound; extras only when installed (chapter 00).
+
+    Usage: ``[c for c in check_dependencies() if c.level == PROBLEM]``
+    """
     from packaging.requirements import Requirement
 
     try:
@@ -158,12 +174,21 @@ def _writable(folder: Path) -> str | None:
         return err.strerror or type(err).__name__
 
 
-def cache_folders() -> dict[str, tuple[Path, str]]:
-    """{what: (folder, the environment variable that moves it)}."""
+def cache_folders() -> dict[str, tuple[Path | OSError, str]]:
+    """{what: (folder, or the error naming it raised; the environment variable that moves it)} (chapter 00).
+
+    Usage: ``cache_folders()["datasets"]``
+    """
     from ptcourse.paths import checkpoint_dir, data_dir, results_dir
 
-    folders = {"datasets": (data_dir(), "PTCOURSE_DATA"), "checkpoints": (checkpoint_dir(), "PTCOURSE_CHECKPOINTS"),
-               "results": (results_dir(), "PTCOURSE_RESULTS")}
+    folders: dict[str, tuple[Path | OSError, str]] = {}
+    for what, folder, variable in (("datasets", data_dir, "PTCOURSE_DATA"),
+                                   ("checkpoints", checkpoint_dir, "PTCOURSE_CHECKPOINTS"),
+                                   ("results", results_dir, "PTCOURSE_RESULTS")):
+        try:
+            folders[what] = (folder(), variable)
+        except OSError as err:  # e.g. the variable names a file
+            folders[what] = (err, variable)
     try:
         import torch
 
@@ -180,17 +205,27 @@ def cache_folders() -> dict[str, tuple[Path, str]]:
 
 
 def check_caches() -> list[Check]:
-    """Each cache folder: writable, and how much it holds; then which course assets are cached."""
+    """Each cache folder: writable, and how much it holds; then which course assets are cached (chapter 00).
+
+    Usage: ``check_caches()``
+    """
     from ptcourse.prefetch import assets, human, size_of
 
     checks = []
-    for what, (folder, variable) in cache_folders().items():
+    folders = cache_folders()
+    for what, (folder, variable) in folders.items():
+        if isinstance(folder, OSError):
+            checks.append(Check("caches", what, str(folder).split(":")[0], PROBLEM,
+                                f"export {variable}=/a/writable/folder (or unset it) before starting Jupyter"))
+            continue
         why = _writable(folder)
         if why:
             checks.append(Check("caches", what, f"{folder} is not writable ({why})", PROBLEM,
                                 f"export {variable}=/a/writable/folder before starting Jupyter"))
         else:
             checks.append(Check("caches", what, f"{folder} ({human(size_of(folder))})"))
+    if any(isinstance(folder, OSError) for folder, _ in folders.values()):
+        return checks  # the assets live in those folders
     try:
         cached = [a.id for a in assets() if a.is_cached()]
         missing = [a.id for a in assets() if a.id not in cached]
@@ -203,23 +238,33 @@ def check_caches() -> list[Check]:
 
 # ---------------------------------------------------------------- network
 def check_network(timeout: float = 2.0) -> list[Check]:
-    """Whether each online source answers within ``timeout`` seconds (probed in parallel)."""
+    """Whether each online source answers within ``timeout`` seconds (probed in parallel) (chapter 00).
+
+    Usage: ``check_network(timeout=2.0)``
+    """
     from ptcourse import hub
     from ptcourse.data import MNIST_URL
 
     if hub.offline_requested():
         return [Check("network", "online sources", "not tried: PTCOURSE_OFFLINE or HF_HUB_OFFLINE is set", WARN,
                       "unset PTCOURSE_OFFLINE and HF_HUB_OFFLINE to use the network")]
-    sources = {"Hugging Face hub": hub.HF_URL, "PyTorch downloads": hub.TORCH_URL, "MNIST mirror": MNIST_URL}
+    sources = {"Hugging Face hub": hub.hf_endpoint(), "PyTorch downloads": hub.TORCH_URL, "MNIST mirror": MNIST_URL}
     with ThreadPoolExecutor(len(sources)) as pool:
         answers = dict(zip(sources, pool.map(lambda url: hub.reachable(url, timeout), sources.values())))
+    proxy = urllib.request.getproxies().get("https")
+    hint = "the chapters fall back to bundled data; make prefetch while online"
+    if proxy:
+        hint = f"is the proxy {proxy} (HTTPS_PROXY) up? Otherwise " + hint
     return [Check("network", name, f"{sources[name]} answers" if up else f"{sources[name]} does not answer", OK if up
-                  else WARN, "" if up else "the chapters fall back to bundled data; make prefetch while online")
-            for name, up in answers.items()]
+                  else WARN, "" if up else hint) for name, up in answers.items()]
 
 
 # ---------------------------------------------------------------- profile and run times
 def check_profile() -> list[Check]:
+    """The profile in force, and the thread setting the run-time estimates assume (chapter 00).
+
+    Usage: ``check_profile()``
+    """
     from ptcourse.profiles import profile
 
     try:
@@ -233,7 +278,7 @@ def check_profile() -> list[Check]:
 
 
 def speed_probe(repeats: int = 7) -> float:
-    """CPU seconds of a fixed small training step on one thread (the fastest of ``repeats``).
+    """CPU seconds of a fixed small training step on one thread (the fastest of ``repeats``) (chapter 00).
 
     CPU time rather than wall time, so that a machine busy with other programs still
     measures the speed of its cores (as the measured notebook times do).
@@ -263,7 +308,10 @@ def speed_probe(repeats: int = 7) -> float:
 
 
 def reference_times() -> dict:
-    """The measured table shipped with the package ({} if there is none)."""
+    """The measured table shipped with the package ({} if there is none) (chapter 00).
+
+    Usage: ``reference_times()["fast"]``
+    """
     return json.loads(TIMES_FILE.read_text()) if TIMES_FILE.exists() else {}
 
 
@@ -272,13 +320,20 @@ def estimate_minutes(key: str, probe_s: float, table: dict | None = None) -> dic
 
     The measured CPU time of each chapter, scaled by how much slower (or faster) this
     machine's speed probe is than the reference's; a measurement that was stopped early
-    gives a lower bound. ``key`` is a profile, or ``"<profile>-offline"`` for the bundled data."""
+    gives a lower bound. ``key`` is a profile, or ``"<profile>-offline"`` for the bundled data.
+
+    Usage: ``estimate_minutes("standard", speed_probe())``
+    """
     rows = (reference_times() if table is None else table).get(key, {}).get("notebooks", {})
     return {name: (row["cpu_s"] * probe_s / row["probe_s"] / 60, str(row.get("error")).startswith("stopped"))
             for name, row in rows.items() if name.startswith("notebooks/") and row.get("cpu_s") and row.get("probe_s")}
 
 
 def check_run_times() -> list[Check]:
+    """Each chapter's estimated run time here, from the measured table and the speed probe (chapter 00).
+
+    Usage: ``check_run_times()``
+    """
     from ptcourse.hub import offline_requested
     from ptcourse.profiles import profile
 
@@ -306,7 +361,7 @@ SECTIONS = (check_platform, check_dependencies, check_caches, check_network, che
 
 
 def run(verbose: bool = True) -> list[Check]:
-    """Run every check, print the report (if ``verbose``) and return the checks.
+    """Run every check, print the report (if ``verbose``) and return the checks (chapter 00).
 
     Usage: ``problems = [c for c in run() if c.level == "problem"]``
     """
@@ -329,7 +384,10 @@ def run(verbose: bool = True) -> list[Check]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ptcourse doctor``: exit status 1 if any problem was found."""
+    """``python -m ptcourse doctor``: exit status 1 if any problem was found (chapter 00).
+
+    Usage: ``sys.exit(main([]))``
+    """
     if argv:
         print("usage: python -m ptcourse doctor  (no options)", file=sys.stderr)
         return 2

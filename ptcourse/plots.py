@@ -14,7 +14,7 @@ from typing import Any
 
 def plot_history(history: Any, columns: Sequence[str] | None = None, ax: Any = None,
                  title: str = "Learning curves") -> Any:
-    """Plot columns of a ``fit`` history (DataFrame or list of row dicts) against the epoch.
+    """Plot columns of a ``fit`` history (DataFrame or list of row dicts) against the epoch (chapter 01).
 
     ``columns`` defaults to every loss column (``train_loss``, ``val_loss``, ...).
 

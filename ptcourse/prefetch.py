@@ -19,7 +19,6 @@ The asset ids below are the ones the chapters load; keep them in step.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +42,10 @@ PET_SPLITS = ("trainval", "test")                            # ch08, OxfordIIITP
 
 @dataclass(frozen=True)
 class Asset:
-    """One downloadable thing: where it comes from, where it is kept, how to get and check it."""
+    """One downloadable thing: where it comes from, where it is kept, how to get and check it (chapter 00).
+
+    Usage: ``[a.id for a in assets() if a.is_cached()]``
+    """
 
     id: str
     chapters: str
@@ -68,7 +70,7 @@ def _mnist_like(name: str) -> Asset:
         return getattr(torchvision.datasets, cls_name)
 
     def download() -> None:
-        with data._socket_timeout(data.NETWORK_TIMEOUT_S):
+        with hub.socket_timeout():
             data._from_torchvision(name, data_dir(), download=True)
 
     def verify() -> str:
@@ -98,9 +100,7 @@ def _pets() -> Asset:
         return torchvision.datasets.OxfordIIITPet._RESOURCES[0][0]
 
     def download() -> None:
-        from ptcourse.data import NETWORK_TIMEOUT_S, _socket_timeout
-
-        with _socket_timeout(NETWORK_TIMEOUT_S):
+        with hub.socket_timeout():
             for split in PET_SPLITS:
                 pets(split, download=True)
 
@@ -138,7 +138,7 @@ def _hf_dataset(asset_id: str, path: str, name: str, chapters: str) -> Asset:
             raise ValueError(f"the splits {empty} are empty")
         return " / ".join(f"{split} {part.num_rows:,}" for split, part in loaded.items()) + " rows"
 
-    return Asset(asset_id, chapters, f"{path} ({name}) from the Hugging Face hub", lambda: hub.HF_URL, local,
+    return Asset(asset_id, chapters, f"{path} ({name}) from the Hugging Face hub", hub.hf_endpoint, local,
                  lambda: (local() / "dataset_dict.json").exists(), download, verify)
 
 
@@ -171,7 +171,7 @@ def _hf_model(asset_id: str, repo_id: str, chapters: str, profiles: tuple[str, .
         AutoTokenizer.from_pretrained(repo_id, local_files_only=True)
         return f"{config.num_hidden_layers} layers, width {config.hidden_size}; {checked} file(s) SHA-256 checked"
 
-    return Asset(asset_id, chapters, f"{repo_id} (tokenizer + weights, Hugging Face hub)", lambda: hub.HF_URL,
+    return Asset(asset_id, chapters, f"{repo_id} (tokenizer + weights, Hugging Face hub)", hub.hf_endpoint,
                  lambda: _hf_model_folder(repo_id), is_cached, download, verify, profiles)
 
 
@@ -180,18 +180,10 @@ def _check_blobs(folder: Path) -> int:
     checked = 0
     for blob in folder.iterdir() if folder.is_dir() else []:
         if len(blob.name) == 64 and all(c in "0123456789abcdef" for c in blob.name):
-            if _sha256(blob) != blob.name:
+            if hub.sha256_of(blob) != blob.name:
                 raise ValueError(f"{blob} does not match its SHA-256")
             checked += 1
     return checked
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- torchvision weights
@@ -211,12 +203,7 @@ def _weights(name: str) -> Asset:
             raise RuntimeError("the download did not succeed (see the line above)")
 
     def verify() -> str:
-        import torch
-
-        prefix = torch.hub.HASH_REGEX.search(location().name).group(1)
-        if not _sha256(location()).startswith(prefix):
-            raise ValueError(f"{location()} does not match the SHA-256 prefix {prefix} in its name")
-        return f"SHA-256 starts with {prefix}, as its name says"
+        return f"SHA-256 starts with {hub.check_torch_hash(location())}, as its name says"
 
     return Asset(name.split("_")[0].lower(), "08", f"torchvision {name}", lambda: hub.TORCH_URL, location,
                  lambda: location().exists(), download, verify)
@@ -237,7 +224,7 @@ def assets() -> list[Asset]:
 
 # ---------------------------------------------------------------- the command
 def size_of(path: Path) -> int:
-    """Bytes in a file or under a folder (links not followed). Usage: ``size_of(data_dir())``"""
+    """Bytes in a file or under a folder (links not followed) (chapter 00). Usage: ``size_of(data_dir())``"""
     if path.is_symlink() or not path.exists():
         return 0
     if path.is_file():
@@ -246,7 +233,10 @@ def size_of(path: Path) -> int:
 
 
 def human(n: int) -> str:
-    """``1536`` -> ``'1.5 KB'``."""
+    """``1536`` -> ``'1.5 KB'`` (chapter 00).
+
+    Usage: ``human(size_of(data_dir()))``
+    """
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -281,7 +271,7 @@ def _one(asset: Asset, download: bool) -> str:
 
 def prefetch(ids: Sequence[str] = (), profile: str | None = None, download: bool = True,
              catalogue: Sequence[Asset] | None = None) -> dict[str, str]:
-    """Fetch and verify the assets (all, or the given ids / profile); returns {id: status}.
+    """Fetch and verify the assets (all, or the given ids / profile); returns {id: status} (chapter 00).
 
     Usage: ``prefetch(["sst2"])``
     """
@@ -304,7 +294,11 @@ def prefetch(ids: Sequence[str] = (), profile: str | None = None, download: bool
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ptcourse prefetch [ids] [--list] [--profile P]``; exit 1 if anything failed."""
+    """``python -m ptcourse prefetch [ids] [--list] [--profile P]``; exit 1 if anything failed or, unless
+    ``--list``, is still not cached (e.g. offline mode is on); exit 2 for a bad argument or cache folder (chapter 00).
+
+    Usage: ``sys.exit(main(["--list"]))``
+    """
     parser = argparse.ArgumentParser(prog="python -m ptcourse prefetch", description=__doc__.split("\n\n")[0])
     parser.add_argument("ids", nargs="*", help=f"asset ids (default: all): {', '.join(a.id for a in assets())}")
     parser.add_argument("--list", action="store_true", help="only report what is cached")
@@ -312,6 +306,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status = prefetch(args.ids, args.profile, download=not args.list)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # an unknown id; a cache variable that names a file
         parser.error(str(err))
-    return 1 if "failed" in status.values() else 0
+    return 1 if "failed" in status.values() or (not args.list and "missing" in status.values()) else 0

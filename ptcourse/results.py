@@ -123,8 +123,9 @@ def record_result(
     if device is not None and not (isinstance(device, str) and device.strip()) and type(device).__name__ != "device":
         raise TypeError(f"device must be None, a string such as 'cuda:0' or a torch.device, got {device!r}")
     vals = _check_values(values)
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or seconds < 0):
-        raise ValueError(f"seconds must be a non-negative number or None, got {seconds!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
+                                or not 0 <= seconds < math.inf):
+        raise ValueError(f"seconds must be a finite, non-negative number or None, got {seconds!r}")
     at = _check_at(at)
     if device is None:
         from ptcourse.device import get_device
@@ -185,7 +186,7 @@ def load_results(profile: str | None = None):
 
 
 def summarise(table) -> Any:
-    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns.
+    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns (chapter 09).
 
     Usage: ``summarise(load_results())``
     """

@@ -20,7 +20,8 @@ Without a network, chapters 01-03 would fall back to the 8x8 digits, far smaller
 the MNIST that Binder downloads. ``--mnist-stand-in`` (the default) therefore writes
 MNIST-sized files (60,000 + 10,000 images of 28x28, made from the digits scaled up and
 shifted) into the measurement's data cache, so the timings are those of MNIST-sized data.
-Use ``--no-mnist-stand-in`` on a machine that has the real MNIST cached.
+Use ``--no-mnist-stand-in`` on a machine that has the real MNIST cached: the notebooks then
+read the machine's own data cache (:func:`ptcourse.paths.data_dir`).
 
 Usage::
 
@@ -130,14 +131,19 @@ def write_mnist_stand_in(root: Path) -> None:
 
 
 def measure(paths: list[Path], profile: str, cache: Path, timeout_s: float,
-            cpu_limit_s: float | None = None, note: str = "", offline: bool = False) -> dict:
-    """Run each notebook in a fresh process, saving each row as soon as it is measured."""
+            cpu_limit_s: float | None = None, note: str = "", offline: bool = False,
+            data: Path | None = None) -> dict:
+    """Run each notebook in a fresh process, saving each row as soon as it is measured.
+
+    Checkpoints and results go to ``cache``; datasets come from ``data`` (default: the
+    machine's own data cache, so a real MNIST cached there is what gets measured)."""
     sys.path.insert(0, str(ROOT))
     from ptcourse.doctor import speed_probe
+    from ptcourse.paths import data_dir
 
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the inline backend, as for a learner
     env.update(PTCOURSE_PROFILE=profile, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               PTCOURSE_DATA=str(cache / "data"), PTCOURSE_CHECKPOINTS=str(cache / "checkpoints"),
+               PTCOURSE_DATA=str(data or data_dir()), PTCOURSE_CHECKPOINTS=str(cache / "checkpoints"),
                PTCOURSE_RESULTS=str(cache / "results"), PYTHONPATH=str(ROOT))
     if offline:
         env.update(PTCOURSE_OFFLINE="1", HF_HUB_OFFLINE="1")
@@ -239,14 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.table:
         paths = args.notebooks or default_notebooks()
         with tempfile.TemporaryDirectory(prefix="ptcourse-measure-") as tmp:
-            note = "Data: the real MNIST / Fashion-MNIST."
+            note, data = "Data: this machine's data cache (the real MNIST / Fashion-MNIST).", None
             if args.offline:
                 note = "Offline (PTCOURSE_OFFLINE=1): the bundled data and the course's own models, as in the tests."
+                data = Path(tmp) / "data"
             elif args.mnist_stand_in:
-                write_mnist_stand_in(Path(tmp) / "data")
+                data = Path(tmp) / "data"
+                write_mnist_stand_in(data)
                 note = ("Data: MNIST-sized stand-ins (60,000 + 10,000 images, 28x28) made from the bundled "
                         "digits, because this machine has no network; the hub datasets fall back offline.")
-            table = measure(paths, args.profile, Path(tmp), args.timeout, args.cpu_limit, note, args.offline)
+            table = measure(paths, args.profile, Path(tmp), args.timeout, args.cpu_limit, note, args.offline, data)
     else:
         table = json.loads(TIMES_JSON.read_text())
     TIMES_MD.parent.mkdir(exist_ok=True)

@@ -99,6 +99,8 @@ def test_dead_sources_are_warnings_and_cost_only_the_timeout(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # a dead proxy: nothing answers
     monkeypatch.setenv("NO_PROXY", "")
     hub._probe_cache.clear()
+    import ptcourse.data  # noqa: F401 - imported by check_network; not part of the time measured
+
     start = time.monotonic()
     checks = doctor.check_network(timeout=1.0)
     hub._probe_cache.clear()
@@ -137,3 +139,27 @@ def test_the_speed_probe_is_quick_and_positive():
     start = time.perf_counter()
     probe = doctor.speed_probe()
     assert 0 < probe < 5 and time.perf_counter() - start < 30
+
+
+def test_a_cache_variable_naming_a_file_is_a_problem_with_its_fix_not_a_crash(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file where the data folder should be")
+    out = run_command(tmp_path, PTCOURSE_DATA=str(blocker))
+    assert out.returncode == 1
+    assert "crashed" not in out.stdout and "is a file, not a folder" in out.stdout
+    assert "fix: export PTCOURSE_DATA=" in out.stdout and "1 problem(s)" in out.stdout
+
+
+def test_a_dead_proxy_is_named_in_the_network_hint(monkeypatch, capsys):
+    monkeypatch.setenv("PTCOURSE_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    hub._probe_cache.clear()
+    import ptcourse.data  # noqa: F401 - imported by check_network; not part of the time measured
+
+    start = time.monotonic()
+    checks = doctor.check_network(timeout=1.0)
+    hub._probe_cache.clear()
+    assert time.monotonic() - start < 5
+    assert all(c.level == doctor.WARN and "is the proxy http://127.0.0.1:9 (HTTPS_PROXY) up?" in c.fix for c in checks)

@@ -27,16 +27,6 @@ def sandbox(tmp_path, monkeypatch):
     hub._probe_cache.clear()
 
 
-@pytest.fixture
-def online(monkeypatch):
-    """Allow the network code to run; it only ever reaches 127.0.0.1 in these tests."""
-    monkeypatch.setenv("PTCOURSE_OFFLINE", "0")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 class Server:
     """A local HTTP server for the files in ``folder``, counting the GET requests."""
 
@@ -222,3 +212,25 @@ def test_the_command_lists_without_downloading(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count(" not cached  (") == 9 and "0 already cached, 0 downloaded, 9 not cached" in out.stdout
+
+
+def prefetch_command(tmp_path, *args, **env):
+    full = {"PATH": "/usr/bin:/bin", "PTCOURSE_DATA": str(tmp_path / "data"), "TORCH_HOME": str(tmp_path / "t"),
+            "HF_HOME": str(tmp_path / "hf"), "PTCOURSE_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[1]),
+            **env}
+    return subprocess.run([sys.executable, "-m", "ptcourse", "prefetch", *args], env=full, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_prefetch_that_downloads_nothing_offline_fails(tmp_path):
+    out = prefetch_command(tmp_path, "mnist")
+    assert out.returncode == 1 and "nothing will be downloaded" in out.stdout
+    assert prefetch_command(tmp_path, "mnist", "--list").returncode == 0  # listing is not fetching
+
+
+def test_a_data_folder_that_is_a_file_is_one_line_not_a_traceback(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = prefetch_command(tmp_path, "--list", PTCOURSE_DATA=str(blocker))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "is a file, not a folder: point PTCOURSE_DATA at a folder" in out.stderr

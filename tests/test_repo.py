@@ -226,3 +226,30 @@ def test_pip_keeps_satisfied_dependencies(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     installs = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
     assert installs == [], f"pip would install {installs} although every dependency is satisfied"
+
+
+def test_measuring_without_stand_ins_reads_the_machines_own_data_cache(monkeypatch, tmp_path):
+    """--no-mnist-stand-in used to point the notebooks at an empty temporary cache, not the real MNIST."""
+    import measure_notebooks
+
+    from ptcourse import doctor
+
+    seen = []
+
+    class FakeRun:
+        def __init__(self, cmd, env, **kwargs):
+            seen.append(env)
+            self.pid = 0
+
+        def communicate(self, timeout):
+            return json.dumps({"ok": True, "error": None, "wall_s": 1, "cpu_s": 1, "peak_mib": 1}), None
+
+    monkeypatch.setattr(measure_notebooks.subprocess, "Popen", FakeRun)
+    monkeypatch.setattr(measure_notebooks, "save", lambda *args: {})
+    monkeypatch.setattr(doctor, "speed_probe", lambda: 0.03)
+    monkeypatch.setenv("PTCOURSE_DATA", str(tmp_path / "my-data"))
+    notebook = [ROOT / "notebooks" / "00_setup.ipynb"]
+    measure_notebooks.measure(notebook, "fast", tmp_path / "cache", 60)
+    measure_notebooks.measure(notebook, "fast", tmp_path / "cache", 60, data=tmp_path / "stand-in")
+    assert [env["PTCOURSE_DATA"] for env in seen] == [str(tmp_path / "my-data"), str(tmp_path / "stand-in")]
+    assert seen[0]["PTCOURSE_RESULTS"] == str(tmp_path / "cache" / "results")
