@@ -70,6 +70,7 @@ class PretrainingRecipe:
     grad_accum_steps: int    # micro-batches per optimizer step
     lr: float                # peak learning rate (after warm-up)
     warmup_fraction: float   # share of the optimizer steps spent warming up
+    dropout: float = 0.1     # BERT's dropout on hidden states and attention weights
     weight_decay: float = 0.01
     nsp_weight: float = 1.0  # loss = L_MLM + nsp_weight * L_NSP (0: MLM only)
     mlm_probability: float = 0.15
@@ -109,13 +110,18 @@ class PretrainingData:
     held_out_batches: list[dict[str, torch.Tensor]]  # masked once (seed fixed): comparable across epochs
 
 
-def prepare_data(recipe: PretrainingRecipe | None = None) -> PretrainingData:
+def prepare_data(recipe: PretrainingRecipe | None = None,
+                 corpora: tuple[Corpus, Corpus] | None = None) -> PretrainingData:
     """Load the corpus, train the WordPiece tokenizer, build the NSP pairs and the held-out batches.
+
+    ``corpora`` = (training corpus, held-out corpus) replaces :func:`ptcourse.text.load_corpus`.
 
     Usage: ``data = prepare_data(pretraining_recipe())``
     """
     recipe = recipe or pretraining_recipe()
-    train_corpus, held_out_corpus = load_corpus(max_documents=recipe.max_documents, seed=recipe.seed)
+    if corpora is None:
+        corpora = load_corpus(max_documents=recipe.max_documents, seed=recipe.seed)
+    train_corpus, held_out_corpus = corpora
     tokenizer = train_wordpiece(train_corpus.texts(), vocab_size=recipe.vocab_size, model_max_length=recipe.max_len)
     train_pairs = make_nsp_pairs(train_corpus.documents, recipe.n_pairs, seed=recipe.seed)
     held_pairs = make_nsp_pairs(held_out_corpus.documents, recipe.n_held_out_pairs, seed=recipe.seed + 1)
@@ -138,6 +144,7 @@ def mini_bert_config(vocab_size: int, recipe: PretrainingRecipe | None = None):
     return BertConfig(vocab_size=vocab_size, hidden_size=recipe.hidden_size, num_hidden_layers=recipe.num_layers,
                       num_attention_heads=recipe.num_heads, intermediate_size=recipe.intermediate_size,
                       max_position_embeddings=recipe.max_len, type_vocab_size=2, pad_token_id=0,
+                      hidden_dropout_prob=recipe.dropout, attention_probs_dropout_prob=recipe.dropout,
                       attn_implementation="sdpa")
 
 
