@@ -84,8 +84,9 @@ def pretraining_recipe() -> PretrainingRecipe:
     """
     return by_profile(
         fast=PretrainingRecipe(vocab_size=2000, max_len=64, hidden_size=64, num_layers=2, num_heads=2,
-                               intermediate_size=256, max_documents=None, n_pairs=2048, n_held_out_pairs=512,
-                               epochs=2, batch_size=32, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.1),
+                               intermediate_size=256, max_documents=None, n_pairs=3200, n_held_out_pairs=512,
+                               epochs=2, batch_size=16, grad_accum_steps=1, lr=3e-3, warmup_fraction=0.06,
+                               dropout=0.0),
         standard=PretrainingRecipe(vocab_size=6000, max_len=128, hidden_size=128, num_layers=4, num_heads=4,
                                    intermediate_size=512, max_documents=None, n_pairs=12000,
                                    n_held_out_pairs=1000, epochs=3, batch_size=32, grad_accum_steps=2,
