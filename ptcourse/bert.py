@@ -85,14 +85,14 @@ def pretraining_recipe() -> PretrainingRecipe:
     return by_profile(
         fast=PretrainingRecipe(vocab_size=2000, max_len=64, hidden_size=64, num_layers=2, num_heads=2,
                                intermediate_size=256, max_documents=None, n_pairs=3200, n_held_out_pairs=512,
-                               epochs=2, batch_size=16, grad_accum_steps=1, lr=3e-3, warmup_fraction=0.06,
+                               epochs=2, batch_size=8, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.06,
                                dropout=0.0),
-        standard=PretrainingRecipe(vocab_size=6000, max_len=128, hidden_size=128, num_layers=4, num_heads=4,
+        standard=PretrainingRecipe(vocab_size=4000, max_len=128, hidden_size=128, num_layers=4, num_heads=2,
                                    intermediate_size=512, max_documents=None, n_pairs=12000,
-                                   n_held_out_pairs=1000, epochs=3, batch_size=32, grad_accum_steps=2,
-                                   lr=1e-3, warmup_fraction=0.06),
+                                   n_held_out_pairs=800, epochs=3, batch_size=16, grad_accum_steps=1,
+                                   lr=1e-3, warmup_fraction=0.06, dropout=0.0),
         full=PretrainingRecipe(vocab_size=16000, max_len=128, hidden_size=256, num_layers=4, num_heads=4,
-                               intermediate_size=1024, max_documents=None, n_pairs=500_000,
+                               intermediate_size=1024, max_documents=10_000, n_pairs=500_000,
                                n_held_out_pairs=5000, epochs=2, batch_size=128, grad_accum_steps=2,
                                lr=5e-4, warmup_fraction=0.05),
     )
@@ -350,8 +350,9 @@ def fill_mask_examples(tokenizer: Any, sentences: list[str], n: int, seed: int =
     examples = []
     for sentence in rng.sample(sentences, len(sentences)):
         words = sentence.split()
-        if len(tokenizer(sentence)["input_ids"]) > tokenizer.model_max_length:
-            continue
+        limit = tokenizer.model_max_length
+        if len(tokenizer(sentence, truncation=True, max_length=limit + 1)["input_ids"]) > limit:
+            continue  # too long for the model
         candidates = [i for i, w in enumerate(words) if w.isalpha() and len(w) >= 3 and w.lower() in vocab]
         if candidates:
             i = rng.choice(candidates)
