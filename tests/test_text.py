@@ -264,8 +264,8 @@ def test_wordpiece_tokenizer_checks_its_vocabulary():
 # ---------------------------------------------------------------- masking
 def _batch(tokenizer, n=240):
     pairs = make_nsp_pairs(build_corpus(DOCS, "toy").documents, n_pairs=8, seed=0) * (n // 8)
-    return PretrainingCollator(tokenizer, mlm_probability=0.0)([PretrainingDataset(pairs, tokenizer, 64)[i]
-                                                                 for i in range(n)])
+    dataset = PretrainingDataset(pairs, tokenizer, 64)
+    return PretrainingCollator(tokenizer, mlm_probability=0.0)([dataset[i] for i in range(n)])
 
 
 def _masking_stats(ids, masked, labels, tokenizer):
