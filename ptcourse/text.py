@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -521,7 +522,7 @@ class PretrainingDataset(Dataset):
     pairs: Sequence[tuple[str, str, int]]
     tokenizer: Any
     max_len: int = 128
-    encoded: dict[str, list] = field(init=False, repr=False)
+    encoded: dict[str, list] = field(init=False, repr=False)  # per pair: int32 ids, int8 types, label
 
     def __post_init__(self) -> None:
         self.max_len = _check_count(self.max_len, "max_len", minimum=8)
@@ -533,10 +534,12 @@ class PretrainingDataset(Dataset):
         for k, pair in enumerate(self.pairs):
             if len(pair) != 3 or not isinstance(pair[0], str) or not isinstance(pair[1], str) or pair[2] not in (0, 1):
                 raise ValueError(f"pair {k} must be (sentence A, sentence B, label 0 or 1), got {pair!r:.120}")
-        a, b, labels = zip(*self.pairs)
-        enc = self.tokenizer(list(a), list(b), truncation="longest_first", max_length=self.max_len)
-        self.encoded = {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
-                        "next_sentence_label": list(labels)}
+        self.encoded = {"input_ids": [], "token_type_ids": [], "next_sentence_label": [p[2] for p in self.pairs]}
+        for start in range(0, len(self.pairs), 10_000):  # in chunks: Python lists of ids are large
+            a, b, _ = zip(*self.pairs[start : start + 10_000])
+            enc = self.tokenizer(list(a), list(b), truncation="longest_first", max_length=self.max_len)
+            self.encoded["input_ids"] += [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+            self.encoded["token_type_ids"] += [np.asarray(t, dtype=np.int8) for t in enc["token_type_ids"]]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -572,8 +575,8 @@ class PretrainingCollator:
         attention = torch.zeros((len(items), width), dtype=torch.long)
         for row, item in enumerate(items):
             n = len(item["input_ids"])
-            ids[row, :n] = torch.tensor(item["input_ids"])
-            types[row, :n] = torch.tensor(item["token_type_ids"])
+            ids[row, :n] = torch.as_tensor(item["input_ids"])
+            types[row, :n] = torch.as_tensor(item["token_type_ids"])
             attention[row, :n] = 1
         masked, labels = mask_tokens(ids, self.tokenizer, self.mlm_probability, self.generator)
         nsp = torch.tensor([item["next_sentence_label"] for item in items], dtype=torch.long)

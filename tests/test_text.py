@@ -405,7 +405,7 @@ def test_dataset_truncates_and_collator_pads_and_masks(tokenizer):
     data = PretrainingDataset(pairs, tokenizer, max_len=24)
     first = data[0]
     assert len(first["input_ids"]) == 24 and first["input_ids"][0] == tokenizer.cls_token_id
-    assert first["input_ids"].count(tokenizer.sep_token_id) == 2 and first["token_type_ids"][-1] == 1
+    assert list(first["input_ids"]).count(tokenizer.sep_token_id) == 2 and first["token_type_ids"][-1] == 1
     batch = PretrainingCollator(tokenizer, seed=0)([data[0], data[1]])
     assert set(batch) <= set(inspect.signature(BertForPreTraining.forward).parameters)
     n_second = len(data[1]["input_ids"])
