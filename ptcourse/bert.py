@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from ptcourse.profiles import by_profile, profile
 from ptcourse.text import (
     Corpus,
+    _check_count,
     PretrainingCollator,
     PretrainingDataset,
     load_corpus,
@@ -44,7 +45,7 @@ from ptcourse.text import (
 __all__ = [
     "PretrainingRecipe", "pretraining_recipe", "PretrainingData", "prepare_data", "mini_bert_config",
     "new_mini_bert", "check_compatible", "pretraining_losses", "mlm_accuracy", "nsp_accuracy", "METRICS",
-    "make_optimizer", "train_loader", "pretrain", "PretrainingRun", "held_out_scores", "as_masked_lm",
+    "make_optimizer", "train_loader", "optimizer_steps", "pretrain", "PretrainingRun", "held_out_scores", "as_masked_lm",
     "fill_mask_examples", "fill_mask_hits", "save_mini_bert", "checkpoint_path", "mini_bert_checkpoint",
 ]
 
@@ -229,6 +230,7 @@ def make_optimizer(model: Any, recipe: PretrainingRecipe, steps: int) -> tuple[t
 
     from ptcourse.finetune import param_groups
 
+    steps = _check_count(steps, "steps (optimizer steps of the run)")
     groups = param_groups(model, {}, default_lr=recipe.lr, weight_decay=recipe.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=recipe.lr)
     warmup = max(1, round(recipe.warmup_fraction * steps))
@@ -293,6 +295,8 @@ def held_out_scores(model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[
 
     Usage: ``scores = held_out_scores(model, data.held_out_batches); scores["mlm_loss"].mean()``
     """
+    if not batches:
+        raise ValueError("batches is empty: pass the held-out batches (a list of dict batches)")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -345,6 +349,7 @@ def fill_mask_examples(tokenizer: Any, sentences: list[str], n: int, seed: int =
 
     Usage: ``examples = fill_mask_examples(tokenizer, held_out_sentences, n=300)``
     """
+    n = _check_count(n, "n")
     rng = random.Random(seed)
     vocab = tokenizer.get_vocab()
     examples = []
@@ -367,6 +372,9 @@ def fill_mask_hits(fill_mask: Any, examples: list[tuple[str, str]], k: int = 5) 
 
     Usage: ``hits = fill_mask_hits(pipeline("fill-mask", model=..., tokenizer=...), examples, k=5)``
     """
+    k = _check_count(k, "k")
+    if not examples:
+        raise ValueError("examples is empty: make them with fill_mask_examples")
     predictions = fill_mask([text for text, _ in examples], top_k=k, batch_size=64)
     return [answer in {p["token_str"].strip() for p in preds} for preds, (_, answer) in zip(predictions, examples)]
 

@@ -223,6 +223,22 @@ def test_fill_mask_examples_and_hits(data):
         fill_mask_examples(data.tokenizer, ["x = 1 + 2", "No."], n=1)
 
 
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda data: fill_mask_examples(data.tokenizer, ["A sentence with words."], n=0), "n must be"),
+        (lambda data: fill_mask_hits(lambda *a, **k: [], [("a [MASK] b", "x")], k=0), "k must be"),
+        (lambda data: fill_mask_hits(lambda *a, **k: [], [], k=5), "examples is empty"),
+        (lambda data: held_out_scores(new_mini_bert(data.tokenizer, TINY), []), "batches is empty"),
+        (lambda data: make_optimizer(new_mini_bert(data.tokenizer, TINY), TINY, steps=0), "steps"),
+        (lambda data: make_optimizer(new_mini_bert(data.tokenizer, TINY), TINY, steps=2.5), "steps"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(data, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(data)
+
+
 # ---------------------------------------------------------------- the checkpoint for chapter 07
 def test_checkpoint_is_rebuilt_when_missing_or_corrupt_and_loads_for_chapter_07(monkeypatch, tmp_path, capsys, data):
     from transformers import AutoTokenizer, BertForPreTraining, BertForSequenceClassification
