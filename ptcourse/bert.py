@@ -90,7 +90,7 @@ def pretraining_recipe() -> PretrainingRecipe:
                                dropout=0.0),
         standard=PretrainingRecipe(vocab_size=4000, max_len=128, hidden_size=128, num_layers=4, num_heads=2,
                                    intermediate_size=512, max_documents=None, n_pairs=12000,
-                                   n_held_out_pairs=800, epochs=3, batch_size=16, grad_accum_steps=1,
+                                   n_held_out_pairs=800, epochs=8, batch_size=16, grad_accum_steps=1,
                                    lr=1e-3, warmup_fraction=0.06, dropout=0.0),
         full=PretrainingRecipe(vocab_size=16000, max_len=128, hidden_size=256, num_layers=4, num_heads=4,
                                intermediate_size=1024, max_documents=10_000, n_pairs=500_000,
