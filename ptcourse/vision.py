@@ -26,7 +26,7 @@ import hashlib
 import json
 import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,7 +44,7 @@ from ptcourse.paths import checkpoint_dir, data_dir
 __all__ = [
     "LETTERS", "PETS_IN_IMAGENET", "CourseResNet", "Pretrained", "StandinConfig", "TransferTask", "ImageSplit", "ImageFiles",
     "rendered_letters", "digit_images", "imagenet_resnet", "course_standin",
-    "pretrain_standin", "load_transfer", "train_transforms", "new_head", "check_images", "check_labels",
+    "pretrain_standin", "load_transfer", "AUGMENTATION_STYLES", "train_transforms", "new_head", "check_images", "check_labels",
     "make_loader", "predict", "bn_running_stats", "input_images_per_second", "model_images_per_second",
 ]
 
@@ -154,7 +154,7 @@ def rendered_letters(n_per_class: int, seed: int = 0) -> TensorDataset:
     """Images of 41 letters in 22 fonts, randomly slanted, squeezed and thickened (chapter 08).
 
     Made like scikit-learn's digits: a 32x32 black-and-white bitmap is cut into 4x4 blocks and
-    the black pixels of each block are counted, giving an 8x8 image with 17 grey levels. Items
+    the ink pixels of each block are counted, giving an 8x8 image with 17 grey levels. Items
     are ``(image, label)`` with ``image`` a uint8 tensor (3, 8, 8), the same format as
     :func:`digit_images`. The same seed gives the same images.
 
@@ -180,7 +180,7 @@ def rendered_letters(n_per_class: int, seed: int = 0) -> TensorDataset:
     x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
     thick = torch.rand(len(labels), generator=gen) < 0.5
     x = torch.where(thick[:, None, None, None], F.max_pool2d(x, 3, stride=1, padding=1), x)
-    counts = (x > 0.5).float().reshape(-1, 1, 8, 4, 8, 4).sum(dim=(3, 5))  # 0..16 per 4x4 block
+    counts = (x > 0.5).float().reshape(-1, 1, 8, 4, 8, 4).sum(dim=(3, 5))  # ink pixels per 4x4 block: 0..16
     images = (counts * (255 / 16)).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     return TensorDataset(images, labels)
 
@@ -196,6 +196,9 @@ def digit_images(x: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- the course's stand-in
+_STANDIN_VERSION = 2  # bump when pretrain_standin changes, so that old checkpoints are not reused
+
+
 @dataclass(frozen=True)
 class StandinConfig:
     """How the course's stand-in for ImageNet weights is pretrained on the rendered letters (chapter 08).
@@ -213,8 +216,9 @@ class StandinConfig:
     seed: int = 0
 
     def file_name(self) -> str:
+        """The checkpoint's name: the settings' hash, and a version bumped when the recipe changes."""
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
-        return f"ch08_standin_letters_w{self.width}_{digest}.pt"
+        return f"ch08_standin_letters_v{_STANDIN_VERSION}_w{self.width}_{digest}.pt"
 
 
 def _standin_preprocess(size: int, mean: float, std: float) -> ImageClassification:
@@ -224,12 +228,14 @@ def _standin_preprocess(size: int, mean: float, std: float) -> ImageClassificati
 def pretrain_standin(config: StandinConfig, device: Any = None) -> dict[str, Any]:
     """Pretrain a :class:`CourseResNet` on the rendered letters; return its checkpoint dict (chapter 08).
 
-    Plain supervised training with ``fit`` (AdamW, augmentation from :func:`train_transforms`),
+    Plain supervised training with ``fit`` (AdamW with a one-cycle schedule, weight decay on
+    weights only, random slants and shifts from :func:`train_transforms`),
     the normalisation statistics measured on its own training images, and a held-out set of
     letters (other seed) for the accuracy it reaches and for chapter 08's preprocessing check.
 
     Usage: ``ckpt = pretrain_standin(StandinConfig(epochs=2))``
     """
+    from ptcourse.finetune import param_groups
     from ptcourse.repro import seed_everything
     from ptcourse.training import accuracy, fit
 
@@ -240,10 +246,10 @@ def pretrain_standin(config: StandinConfig, device: Any = None) -> dict[str, Any
     mean, std = pixels.mean().item(), pixels.std().item()
     preprocess = _standin_preprocess(config.image_size, mean, std)
     model = CourseResNet(config.width, num_classes=len(LETTERS))
-    train_loader = make_loader(ImageSplit(train, transform=train_transforms(preprocess, flip=False, scale=(0.6, 1))),
+    train_loader = make_loader(ImageSplit(train, transform=train_transforms(preprocess, "handwriting")),
                                config.batch_size, shuffle=True)
     val_loader = make_loader(ImageSplit(held_out, transform=preprocess), 256)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(model, default_lr=config.lr, weight_decay=config.weight_decay))
     steps = config.epochs * len(train_loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps)
     start = time.perf_counter()
@@ -390,8 +396,8 @@ def _labels_of(dataset: Dataset) -> torch.Tensor:
 class TransferTask:
     """The target task: a labelled pool to draw k images per class from, validation and test splits (chapter 08).
 
-    ``flip`` says whether a mirrored image keeps its label (a pet does, a digit does not);
-    ``crop_scale`` is the range of areas ``RandomResizedCrop`` keeps.
+    ``augmentation`` names the :func:`train_transforms` style that keeps its labels
+    (``"photos"``: crops and mirror images; ``"handwriting"``: small slants and shifts).
 
     Usage: ``_, task = load_transfer(online=False); print(task.name, len(task.train), len(task.test))``
     """
@@ -401,8 +407,7 @@ class TransferTask:
     train: ImageSplit
     val: ImageSplit
     test: ImageSplit
-    flip: bool
-    crop_scale: tuple[float, float] = field(default=(0.25, 1.0))
+    augmentation: str
 
 
 def _digits_task(val_per_class: int) -> TransferTask:
@@ -416,7 +421,7 @@ def _digits_task(val_per_class: int) -> TransferTask:
     rest = torch.ones(len(pool), dtype=torch.bool)
     rest[val_idx] = False
     return TransferTask("digits", classes, pool.subset(torch.nonzero(rest).flatten()), pool.subset(val_idx), test,
-                        flip=False, crop_scale=(0.6, 1.0))
+                        augmentation="handwriting")
 
 
 def _pets(split: str, download: bool) -> Dataset:
@@ -450,7 +455,7 @@ def _pets_task(val_per_class: int) -> TransferTask | None:
     rest = torch.ones(len(pool), dtype=torch.bool)
     rest[val_idx] = False
     return TransferTask("Oxford-IIIT Pet", list(trainval.classes), pool.subset(torch.nonzero(rest).flatten()),
-                        pool.subset(val_idx), ImageSplit(test, classes=test.classes), flip=True)
+                        pool.subset(val_idx), ImageSplit(test, classes=test.classes), augmentation="photos")
 
 
 def _imagenet_eval(task: TransferTask, categories: list[str]) -> ImageSplit:
@@ -486,27 +491,34 @@ def load_transfer(arch: str = "resnet18", *, online: bool, config: StandinConfig
 
 
 # --------------------------------------------------------------------------- transforms
-def train_transforms(preprocess: ImageClassification, flip: bool = True,
-                     scale: tuple[float, float] = (0.25, 1.0)) -> v2.Compose:
-    """Augmentation that ends in the weights' own normalisation (chapter 08).
+AUGMENTATION_STYLES = ("photos", "handwriting")
 
-    A random crop of ``scale`` of the area, resized to the weights' crop size, an optional
-    horizontal flip, then the same ``ToDtype`` + ``Normalize(mean, std)`` as ``preprocess``
-    (``weights.transforms()``), so training and evaluation images are on the same scale.
 
-    Usage: ``augment = train_transforms(weights.transforms(), flip=True)``
+def train_transforms(preprocess: ImageClassification, style: str = "photos") -> v2.Compose:
+    """Random augmentation that ends in the weights' own normalisation (chapter 08).
+
+    ``style="photos"``: a random part of the image (25 % to all of its area) resized to the
+    weights' crop size, mirrored half of the time (a mirrored pet is the same breed).
+    ``style="handwriting"``: the image resized and cropped as ``preprocess`` does, then small
+    random rotations, shifts, zooms and slants (a mirrored or cropped digit may become another digit). Both end in the
+    same ``ToDtype`` + ``Normalize(mean, std)`` as ``preprocess`` (``weights.transforms()``),
+    so training and evaluation images are on the same scale.
+
+    Usage: ``augment = train_transforms(weights.transforms(), style="photos")``
     """
     if not isinstance(preprocess, ImageClassification):
         raise TypeError(f"preprocess must be weights.transforms() (an ImageClassification), got {type(preprocess).__name__}")
-    low, high = scale
-    if not 0 < low <= high <= 1:
-        raise ValueError(f"scale must be (low, high) with 0 < low <= high <= 1, got {scale!r}")
-    steps: list[Any] = [v2.ToImage(), v2.RandomResizedCrop(preprocess.crop_size[0], scale=(low, high),
-                                                           interpolation=preprocess.interpolation, antialias=True)]
-    if flip:
-        steps.append(v2.RandomHorizontalFlip())
-    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(preprocess.mean, preprocess.std)]
-    return v2.Compose(steps)
+    size = preprocess.crop_size[0]
+    if style == "photos":
+        steps = [v2.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=preprocess.interpolation, antialias=True),
+                 v2.RandomHorizontalFlip()]
+    elif style == "handwriting":
+        steps = [v2.Resize(preprocess.resize_size, interpolation=preprocess.interpolation, antialias=True),
+                 v2.CenterCrop(size), v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=10)]
+    else:
+        raise ValueError(f"style must be one of {AUGMENTATION_STYLES}, got {style!r}")
+    return v2.Compose([v2.ToImage(), *steps, v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(preprocess.mean, preprocess.std)])
 
 
 # --------------------------------------------------------------------------- the new head and checks

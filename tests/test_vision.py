@@ -14,6 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import TensorDataset
 from torchvision.models import ResNet18_Weights, resnet18
+from torchvision.transforms._presets import ImageClassification
 
 from ptcourse import fit, seed_everything
 from ptcourse.finetune import freeze, unfreeze
@@ -138,7 +139,8 @@ def test_offline_transfer_is_the_stand_in_and_the_digits(capsys, monkeypatch):
     pretrained, task = load_transfer(online=True, config=TINY, val_per_class=np.int64(20))
     out = capsys.readouterr().out
     assert "offline path" in out and isinstance(pretrained.model, CourseResNet)
-    assert task.name == "digits" and task.classes == [str(c) for c in range(10)] and not task.flip
+    assert task.name == "digits" and task.classes == [str(c) for c in range(10)]
+    assert task.augmentation == "handwriting"
     assert torch.equal(torch.bincount(task.val.labels), torch.full((10,), 20))
     assert len(task.train) + len(task.val) == 1437 and len(task.test) == 360
     assert set(task.train.indices.tolist()).isdisjoint(task.val.indices.tolist())
@@ -185,7 +187,8 @@ def test_online_path_with_pets_and_imagenet_weights(monkeypatch, tmp_path):
     state = resnet18().state_dict()
     monkeypatch.setattr("ptcourse.vision.torchvision_weights", lambda weights: state)
     pretrained, task = load_transfer("resnet18", online=True, val_per_class=10)
-    assert task.name == "Oxford-IIIT Pet" and task.classes == ["Abyssinian", "Beagle", "Pug"] and task.flip
+    assert task.name == "Oxford-IIIT Pet" and task.classes == ["Abyssinian", "Beagle", "Pug"]
+    assert task.augmentation == "photos"
     assert len(task.train) == 60 and len(task.val) == 30 and len(task.test) == 9
     assert pretrained.preprocess.crop_size == [224] and pretrained.preprocess.resize_size == [256]
     assert len(pretrained.categories) == 1000
@@ -195,7 +198,7 @@ def test_online_path_with_pets_and_imagenet_weights(monkeypatch, tmp_path):
     assert len(source) == 20 and names == {"beagle", "pug"}
     image, label = source.with_transform(pretrained.preprocess)[0]
     assert image.shape == (3, 224, 224) and pretrained.categories[label] in names
-    augment = train_transforms(pretrained.preprocess, flip=task.flip, scale=task.crop_scale)
+    augment = train_transforms(pretrained.preprocess, task.augmentation)
     assert augment(task.train[0][0]).shape == (3, 224, 224)
 
 
@@ -222,17 +225,26 @@ def test_image_split_views():
 
 def test_train_transforms_end_in_the_weights_normalisation():
     preprocess = ResNet18_Weights.IMAGENET1K_V1.transforms()
-    augment = train_transforms(preprocess, flip=True)
     torch.manual_seed(0)
     image = torch.randint(0, 256, (3, 300, 400), dtype=torch.uint8)
-    out = augment(image)
-    assert out.shape == (3, 224, 224) and out.dtype == torch.float32
     flat = torch.full((3, 300, 400), 128, dtype=torch.uint8)  # a flat image: normalised exactly like preprocess
-    torch.testing.assert_close(augment(flat), preprocess(flat))
-    names = [type(t).__name__ for t in train_transforms(preprocess, flip=False).transforms]
-    assert "RandomHorizontalFlip" not in names and names[-1] == "Normalize"
-    with pytest.raises(ValueError, match="scale"):
-        train_transforms(preprocess, scale=(0.5, 1.5))
+    for style in ("photos", "handwriting"):
+        augment = train_transforms(preprocess, style)
+        out = augment(image)
+        assert out.shape == (3, 224, 224) and out.dtype == torch.float32
+        if style == "photos":
+            torch.testing.assert_close(augment(flat), preprocess(flat))
+        names = [type(t).__name__ for t in augment.transforms]
+        assert names[0] == "ToImage" and names[-2:] == ["ToDtype", "Normalize"]
+        assert ("RandomHorizontalFlip" in names) == (style == "photos")
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    assert train_transforms(preprocess)(pil).shape == (3, 224, 224)
+    digit = torch.zeros(3, 8, 8, dtype=torch.uint8)
+    digit[:, 2:6, 3:5] = 255
+    small = ImageClassification(crop_size=32, resize_size=32, mean=(0.3,) * 3, std=(0.36,) * 3)
+    assert train_transforms(small, "handwriting")(digit).shape == (3, 32, 32)
+    with pytest.raises(ValueError, match="style"):
+        train_transforms(preprocess, "cartoons")
     with pytest.raises(TypeError, match="weights.transforms"):
         train_transforms(torchvision.transforms.v2.Normalize([0.5], [0.5]))
 
