@@ -1,4 +1,4 @@
-"""Small argument checks shared by ``training`` and ``finetune``: say what was wrong, and what is expected.
+"""Small argument checks shared by the package's modules: say what was wrong, and what is expected.
 
 NumPy numbers are accepted wherever Python numbers are (``np.int64(3)`` epochs, an
 ``np.float32`` learning rate); booleans are not numbers here.
@@ -26,7 +26,19 @@ def positive_int(value: Any, name: str, *, allow_none: bool = False) -> int | No
         kind = "a positive int or None" if allow_none else "a positive int"
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__}: {value!r}")
     if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
+        raise ValueError(f"{name} must be >= 1 (a positive int), got {value}")
+    return int(value)
+
+
+def seed(value: Any, name: str = "seed") -> int:
+    """``value`` as a Python int in [0, 2**32): a seed that Python, NumPy, scikit-learn and torch all take (chapter 01).
+
+    Usage: ``seed(np.int64(3))  # 3``
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if not 0 <= value < 2**32:
+        raise ValueError(f"{name} must be in [0, 2**32), got {value}")
     return int(value)
 
 

@@ -58,6 +58,8 @@ def batch_size(batch: Any) -> int:
         raise TypeError(f"a batch must be a non-empty tuple, list or dict, got {type(batch).__name__}")
     if not hasattr(first, "__len__") or getattr(first, "ndim", 1) == 0:
         raise TypeError(f"the first item of a batch must be a batched tensor, got {type(first).__name__}")
+    if len(first) == 0:
+        raise ValueError("a batch holds no examples (its first tensor has length 0); leave empty batches out")
     return len(first)
 
 
@@ -79,7 +81,12 @@ def compute_losses(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tu
             losses = loss_fn(outputs, targets)
         else:
             targets = batch[-1]
-            outputs = losses = model(*batch)
+            try:
+                outputs = losses = model(*batch)
+            except TypeError as error:
+                raise TypeError(f"without loss_fn the model is called with the whole batch, model(*batch), and must "
+                                f"return its loss; that failed ({error}). Pass loss_fn=... (e.g. "
+                                "nn.CrossEntropyLoss()) to get model(*inputs) scored against the target") from error
     else:
         raise TypeError(f"a batch must be a tuple, list or dict, got {type(batch).__name__}")
     return named_losses(losses), outputs, targets
@@ -116,7 +123,8 @@ def _scalar(value: Any, what: str) -> torch.Tensor:
     if value.ndim != 0:
         raise ValueError(
             f"{what} has shape {tuple(value.shape)}, but a loss must be one number per batch: "
-            "average it (e.g. .mean(), or reduction='mean' in the loss function)"
+            "average it (e.g. .mean(), or reduction='mean' in the loss function); if these are the model's "
+            "outputs, not a loss, pass loss_fn=..."
         )
     return value
 

@@ -1,6 +1,6 @@
 """Checkpoints for ``fit(checkpoint_path=..., resume=True)`` (chapter 01): resume a run exactly.
 
-A checkpoint holds the model, the optimizer (and its class), the scheduler, the gradient
+A checkpoint holds the model, the optimizer and the scheduler (and their classes), the gradient
 scaler, every random-number generator, the epoch, the history and the early-stopping
 state, saved at the end of every epoch. It is written to a temporary file first and then
 renamed, so an interruption never leaves half a checkpoint; it loads with
@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,11 +67,16 @@ def load_checkpoint(path: Path, epochs: int) -> dict[str, Any]:
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated, corrupt or not a torch file: torch raises many kinds
+    except pickle.UnpicklingError as error:
+        if "weights only load failed" not in str(error).lower():
+            raise _unreadable(path, error) from error
         raise ValueError(
-            f"cannot read the checkpoint {path}: the file is damaged or incomplete ({type(error).__name__}: "
-            f"{str(error)[:200]}); delete it to start afresh, or pass another checkpoint_path"
+            f"{path} holds pickled Python objects (e.g. a whole model saved with torch.save(model)), not a "
+            "checkpoint written by ptcourse.fit; pass another checkpoint_path (and load a trusted pickled model "
+            "with torch.load(path, weights_only=False))"
         ) from error
+    except Exception as error:  # truncated, corrupt or not a torch file: torch raises many kinds
+        raise _unreadable(path, error) from error
     if not isinstance(ckpt, Mapping) or not set(REQUIRED) <= set(ckpt):
         is_weights = isinstance(ckpt, Mapping) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values())
         what = "a plain state_dict (weights only)" if is_weights else f"a {type(ckpt).__name__}"
@@ -87,19 +93,25 @@ def load_checkpoint(path: Path, epochs: int) -> dict[str, Any]:
     return dict(ckpt)
 
 
+def _unreadable(path: Path, error: Exception) -> ValueError:
+    return ValueError(f"cannot read the checkpoint {path}: the file is damaged or incomplete ({type(error).__name__}: "
+                      f"{str(error)[:200]}); delete it to start afresh, or pass another checkpoint_path")
+
+
 def restore(ckpt: Mapping[str, Any], path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             scheduler: Any, scaler: torch.amp.GradScaler) -> None:
     """Load a checked checkpoint into the run's model, optimizer, scheduler, scaler and RNGs (chapter 01).
 
     Usage: ``restore(load_checkpoint(path, epochs), path, model, optimizer, scheduler, scaler)``
     """
-    saved, given = ckpt["optimizer_class"], type(optimizer).__name__
-    if saved != given:
-        raise ValueError(f"the checkpoint {path} was saved with the optimizer {saved}, but fit got {given}: "
-                         "resume with the same optimizer, or pass another checkpoint_path")
     if (ckpt["scheduler"] is None) != (scheduler is None):
         has = "a" if ckpt["scheduler"] is not None else "no"
         raise ValueError(f"the checkpoint {path} was saved with {has} scheduler; resume with the same setup")
+    for part, given in (("optimizer", optimizer), ("scheduler", scheduler)):
+        saved = ckpt.get(f"{part}_class")  # None: no scheduler, or a checkpoint that did not record it
+        if given is not None and saved is not None and saved != type(given).__name__:
+            raise ValueError(f"the checkpoint {path} was saved with the {part} {saved}, but fit got "
+                             f"{type(given).__name__}: resume with the same {part}, or pass another checkpoint_path")
     parts = [("model", model), ("optimizer", optimizer), ("scheduler", scheduler)]
     for name, target in parts:
         if target is None:

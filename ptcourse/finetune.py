@@ -178,16 +178,16 @@ def param_groups(model: nn.Module, lrs: Mapping[str, float] | None = None, *, de
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("the model has no trainable parameter (all frozen?)")
-    members: dict[str, list[tuple[str, nn.Parameter]]] = {pat: [] for pat in [*rates, "default"]}
+    members: dict[str | None, list[tuple[str, nn.Parameter]]] = {pat: [] for pat in [*rates, None]}  # None: default
     for n, p in trainable:
-        members[next((pat for pat in rates if _matches(n, pat)), "default")].append((n, p))
+        members[next((pat for pat in rates if _matches(n, pat)), None)].append((n, p))
     for pat in rates:
         if not members[pat]:
             raise ValueError(f"pattern {pat!r} in lrs selects {_why_empty(model, pat, trainable)}; trainable "
                              f"parameter names look like: {examples([n for n, _ in trainable])}")
     groups = []
-    for pat, lr in [*rates.items(), ("default", default_lr)]:
-        groups += _groups(pat, members[pat], lr, weight_decay)
+    for pat, lr in [*rates.items(), (None, default_lr)]:
+        groups += _groups("default" if pat is None else pat, members[pat], lr, weight_decay)
     return groups
 
 
@@ -231,7 +231,11 @@ def layerwise_lr_decay(layers: Sequence[nn.Module | Sequence[nn.Module]], base_l
                 raise ValueError(f"parameter {n} is in both layer {owner[id(p)]} and layer {depth} (tied "
                                  "weights?); put each parameter in one layer")
         trainable = list({id(p): (n, p) for n, p in params if p.requires_grad}.values())
-        groups += _groups(f"layer {depth}", trainable, base_lr * decay ** (len(layers) - 1 - depth), weight_decay)
+        lr = base_lr * decay ** (len(layers) - 1 - depth)
+        if not 0 < lr < float("inf"):
+            raise ValueError(f"layer {depth} would get a learning rate of {lr:g} (base_lr={base_lr:g} times "
+                             f"decay={decay:g} to the power {len(layers) - 1 - depth}): use a decay closer to 1")
+        groups += _groups(f"layer {depth}", trainable, lr, weight_decay)
     if model is not None:
         missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in owner]
         if missing:
@@ -283,7 +287,10 @@ def describe_param_groups(groups_or_optimizer: Any) -> Any:
                         "(dicts with 'params'), such as param_groups(...) returns")
     rows = []
     for i, g in enumerate(groups):
-        params = list(g["params"])
+        if not isinstance(g["params"], (list, tuple, torch.Tensor)):
+            raise TypeError(f"group {i}'s params is a {type(g['params']).__name__}, which describing it would use "
+                            "up, leaving the optimizer nothing to train: make it a list, e.g. list(model.parameters())")
+        params = [g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"])
         rows.append({"group": g.get("name", str(i)), "lr": g.get("lr"), "weight_decay": g.get("weight_decay"),
                      "tensors": len(params), "parameters": sum(p.numel() for p in params)})
     return pd.DataFrame(rows)
@@ -323,6 +330,10 @@ def l2sp_penalty(model: nn.Module, reference_state: Mapping[str, torch.Tensor], 
             got = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
             raise ValueError(f"parameter {name!r} has shape {tuple(p.shape)} but its pretrained value is {got}; "
                              "a replaced head is a *new* parameter: leave it out of reference_state")
+        if ref is not None and ref.device == p.device and ref.data_ptr() == p.data_ptr() and p.numel():
+            raise ValueError(f"reference_state[{name!r}] shares memory with the parameter itself, so it moves with "
+                             "it and the penalty stays 0: pass a copy, e.g. {k: v.detach().clone() for k, v in "
+                             "model.state_dict().items()} (or use L2SP, which keeps one)")
         if p.requires_grad and ref is not None:
             shared.append((p - ref.to(device=p.device, dtype=p.dtype)).pow(2).sum())
         elif p.requires_grad:

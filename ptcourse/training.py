@@ -18,9 +18,10 @@ early stopping and the live plot in :mod:`ptcourse.callbacks`.
 
 from __future__ import annotations
 
+import numbers
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from ptcourse import _checks
 from ptcourse.batches import Meter, accumulation_groups, batch_size, compute_losses, to_device
 from ptcourse.callbacks import EarlyStopping, LivePlot, LossCheck
 from ptcourse.checkpoints import check_writable, load_checkpoint, restore, rng_state, save_checkpoint
-from ptcourse.device import amp_dtype, get_device
+from ptcourse.device import amp_dtype, as_device, get_device
 
 __all__ = ["accuracy", "evaluate", "fit", "optimizer_step", "set_train_mode", "train_one_epoch", "TrainingRun"]
 
@@ -75,6 +76,13 @@ def accuracy(outputs: Any, targets: Any) -> float:
     keep = targets != -100  # the "ignore" label of masked-token tasks
     if not bool(keep.any()):
         raise ValueError("accuracy of no example: the targets are empty or all -100 (ignored)")
+    classes = max(logits.shape[-1], 2)
+    wrong = (targets < 0) | (targets >= classes)
+    if targets.is_floating_point():
+        wrong |= targets != targets.round()  # a soft (probability) target is not a class
+    if bool((wrong & keep).any()):
+        raise ValueError(f"targets must be class indices 0..{classes - 1} (or -100 to ignore), got "
+                         f"{targets[wrong & keep][0].item():g}: do the labels match the number of logits?")
     return (predictions == targets)[keep].float().mean().item()
 
 
@@ -208,7 +216,7 @@ def evaluate(
     """
     _check_model_and_loader(model, loader, "loader")
     _check_metrics(metrics)
-    device = _device(device) if device is not None else _model_device(model)
+    device = as_device(device) if device is not None else _model_device(model)
     autocast, _ = _mixed_precision(device, amp)
     modes = {module: module.training for module in model.modules()}
     model.eval()
@@ -220,6 +228,9 @@ def evaluate(
                 losses, outputs, targets = compute_losses(model, batch, loss_fn)
             values: dict[str, Any] = dict(losses)
             for name, metric in (metrics or {}).items():
+                if name in losses:
+                    raise ValueError(f"metric {name!r} has the name of a loss, so one would hide the other in "
+                                     "the history: rename the metric")
                 values[name] = _metric_value(metric(outputs, targets), name)
             meter.add(values, batch_size(batch))
     finally:
@@ -231,22 +242,20 @@ def evaluate(
 
 
 def _metric_value(value: Any, name: str) -> Any:
-    is_scalar = isinstance(value, torch.Tensor) and value.ndim == 0
-    if not is_scalar and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise TypeError(f"metric {name!r} must return a number (or a 0-d tensor), got {type(value).__name__}")
+    if isinstance(value, torch.Tensor):
+        is_number = value.ndim == 0 and not value.is_complex() and value.dtype != torch.bool
+    else:
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_number:
+        what = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}" if isinstance(value, torch.Tensor) \
+            else type(value).__name__
+        raise TypeError(f"metric {name!r} must return a number (a real one, or a 0-d tensor), got {what}")
     return value
 
 
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else get_device()
-
-
-def _device(device: Any) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be a torch.device or a name like 'cpu', 'cuda', 'mps', got {device!r}") from error
 
 
 def _check_model_and_loader(model: Any, loader: Any, name: str) -> None:
@@ -307,7 +316,8 @@ def fit(
     - ``scheduler`` is stepped after every optimizer step (e.g.
       ``transformers.get_linear_schedule_with_warmup``; count its steps in optimizer steps:
       ``ceil(len(train_loader) / grad_accum_steps)`` per epoch). A ``ReduceLROnPlateau`` is
-      stepped once per epoch with the value of ``monitor``.
+      stepped once per epoch with the value of ``monitor`` (create it with ``mode="max"`` for
+      a metric such as ``val_acc``).
     - ``grad_accum_steps=k`` sums the gradients of k micro-batches before each step, each
       loss weighted by its share of the group's examples. For a loss that is a mean over
       the batch's examples, the step then equals one step on the k micro-batches joined
@@ -342,7 +352,7 @@ def fit(
     import pandas as pd
 
     _check_arguments(locals())
-    device = _device(device) if device is not None else get_device()
+    device = as_device(device) if device is not None else get_device()
     optimizer = _optimizer(model, optimizer, lr, scheduler)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     autocast, scaler = _mixed_precision(device, amp)
@@ -377,6 +387,7 @@ def fit(
                         path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                         optimizer_class=type(optimizer).__name__, scaler=scaler.state_dict(), rng=rng_state(),
                         scheduler=scheduler.state_dict() if scheduler is not None else None,
+                        scheduler_class=type(scheduler).__name__ if scheduler is not None else None,
                         epoch=epoch, history=rows, early_stopping=stopper.state_dict())
     finally:
         if bar is not None:
@@ -472,6 +483,13 @@ def _check_arguments(args: Mapping[str, Any]) -> None:
     _checks.positive_int(args["epochs"], "epochs")
     _checks.positive_int(args["grad_accum_steps"], "grad_accum_steps")
     _checks.positive_int(args["early_stopping_patience"], "early_stopping_patience", allow_none=True)
+    for name in ("train_loader", "val_loader"):
+        if isinstance(args[name], Iterator) and args["epochs"] > 1:
+            raise TypeError(f"{name} is an iterator (a generator?), used up after one pass: epoch 2 would get no "
+                            "batches. Pass a list of batches or a DataLoader")
+    if args["metrics"] and args["val_loader"] is None:
+        raise ValueError("metrics are computed on the validation set: pass val_loader=... as well (or score any "
+                         "loader after training with evaluate(model, loader, metrics=...))")
     _checks.finite_number(args["lr"], "lr", low=0, strict=True)
     if args["max_grad_norm"] is not None:
         _checks.finite_number(args["max_grad_norm"], "max_grad_norm", low=0, strict=True)
@@ -485,7 +503,14 @@ def _check_arguments(args: Mapping[str, Any]) -> None:
     monitor = args["monitor"]
     if not isinstance(monitor, str) or not monitor.startswith(("train_", "val_")):
         raise ValueError(f"monitor must name a history column such as 'val_loss' or 'val_acc', got {monitor!r}")
-    if monitor.startswith("val_") and args["val_loader"] is None and args["early_stopping_patience"] is not None:
-        raise ValueError(f"early stopping on {monitor!r} needs a val_loader")
+    plateau = args["scheduler"] if isinstance(args["scheduler"], Plateau) else None
+    if monitor.startswith("val_") and args["val_loader"] is None and (
+            args["early_stopping_patience"] is not None or plateau is not None):
+        raise ValueError(f"early stopping or ReduceLROnPlateau on {monitor!r} needs a val_loader")
+    want = "min" if EarlyStopping(monitor, None).minimise else "max"
+    if plateau is not None and plateau.mode != want:
+        raise ValueError(f"ReduceLROnPlateau(mode={plateau.mode!r}) would lower the rate whenever {monitor!r} "
+                         f"improves: fit {want}imises it (see early_stopping_patience), so create the scheduler "
+                         f"with mode={want!r}")
     if args["resume"] and args["checkpoint_path"] is None:
         raise ValueError("resume=True needs a checkpoint_path")

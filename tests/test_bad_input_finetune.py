@@ -136,6 +136,15 @@ CASES = [
     ("L2SP new everything", lambda: L2SP(net(), new="*"), ValueError, "selects every parameter"),
     ("L2SP new an int", lambda: L2SP(net(), new=2), TypeError, "glob string"),
     ("L2SP of a function", lambda: L2SP(len), TypeError, "torch.nn.Module"),
+    # found in review: these passed silently
+    ("l2sp reference the model's own state_dict", lambda: l2sp_penalty(M, M.state_dict(), 1.0), ValueError,
+     "shares memory with the parameter itself"),
+    ("l2sp reference the parameters", lambda: l2sp_penalty(M, dict(M.named_parameters()), 1.0), ValueError,
+     "shares memory"),
+    ("llrd rate underflows to 0", lambda: layerwise_lr_decay([M[0], M[1], M[2]], 1e-3, 1e-200), ValueError,
+     "layer 0 would get a learning rate of 0.*decay closer to 1"),
+    ("describe groups of a generator", lambda: describe_param_groups([{"params": M.parameters()}]), TypeError,
+     r"list\(model.parameters\(\)\)"),
 ]
 
 
@@ -153,3 +162,14 @@ def test_numpy_numbers_are_accepted_like_python_numbers():
     assert groups[0]["lr"] == pytest.approx(2.5e-4)
     assert l2sp_penalty(model, REF, alpha=np.float64(1.0)).item() == pytest.approx(0.0)
     assert L2SP(model, alpha=np.float32(0.1)).alpha == pytest.approx(0.1)
+
+
+def test_a_state_dict_copy_is_a_valid_reference_and_a_single_tensor_group_is_described():
+    model = net()
+    reference = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    assert l2sp_penalty(model, reference, alpha=1.0).item() == pytest.approx(model[0].weight.numel())
+    table = describe_param_groups([{"params": model[0].weight, "lr": 0.1}])
+    assert table["parameters"].tolist() == [32]
+

@@ -35,6 +35,14 @@ def other_optimizer_scheduler():
     return torch.optim.lr_scheduler.StepLR(torch.optim.SGD(model().parameters(), lr=0.1), 1)
 
 
+def plateau(mode: str) -> dict:
+    """A model with an optimizer and a ReduceLROnPlateau of the given mode around it."""
+    net = model()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    return dict(model=net, optimizer=optimizer,
+                scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode))
+
+
 FIT_CASES = [
     # (name, keyword arguments that replace the good defaults, exception, message)
     ("model not a module", dict(model=lambda x: x), TypeError, "torch.nn.Module"),
@@ -82,7 +90,7 @@ FIT_CASES = [
     ("max_grad_norm inf", dict(max_grad_norm=float("inf")), ValueError, "max_grad_norm must be a finite"),
     ("amp fp8", dict(amp="fp8"), ValueError, "amp must be"),
     ("amp None", dict(amp=None), ValueError, "amp must be"),
-    ("device unknown", dict(device="gpu0"), ValueError, "device must be"),
+    ("device unknown", dict(device="gpu0"), ValueError, "is not a device"),
     ("patience 0", dict(early_stopping_patience=0, val_loader=BATCHES), ValueError, "early_stopping_patience"),
     ("patience float", dict(early_stopping_patience=1.5, val_loader=BATCHES), TypeError, "early_stopping_patience"),
     ("patience without val_loader", dict(early_stopping_patience=2), ValueError, "needs a val_loader"),
@@ -96,6 +104,28 @@ FIT_CASES = [
     ("progress a str", dict(progress="no"), TypeError, "progress must be True or False"),
     ("channels_last an int", dict(channels_last=1), TypeError, "channels_last must be True or False"),
     ("compile a str", dict(compile="yes"), TypeError, "compile must be"),
+    # found in review: each of these trained a full epoch, or silently, before
+    ("train_loader a generator, 2 epochs", dict(train_loader=(b for b in BATCHES), epochs=2), TypeError,
+     "train_loader is an iterator .*used up after one pass"),
+    ("val_loader an iterator, 2 epochs", dict(val_loader=iter(BATCHES), epochs=2), TypeError,
+     "val_loader is an iterator"),
+    ("metrics without val_loader", dict(metrics={"acc": accuracy}), ValueError, "pass val_loader"),
+    ("metric named like the loss", dict(metrics={"loss": lambda o, y: 0.0}, val_loader=BATCHES), ValueError,
+     "metric 'loss' has the name of a loss"),
+    ("metric returns a 0-d bool tensor", dict(metrics={"m": lambda o, y: torch.tensor(True)}, val_loader=BATCHES),
+     TypeError, "metric 'm' must return a number"),
+    ("metric returns a 0-d complex tensor", dict(metrics={"m": lambda o, y: torch.tensor(1j)}, val_loader=BATCHES),
+     TypeError, "metric 'm' must return a number"),
+    ("plateau minimising an accuracy", dict(**plateau("min"), val_loader=BATCHES, metrics={"acc": accuracy},
+                                            monitor="val_acc"), ValueError, "mode='max'"),
+    ("plateau maximising a loss", dict(**plateau("max"), val_loader=BATCHES), ValueError, "mode='min'"),
+    ("plateau without val_loader", plateau("min"), ValueError, "ReduceLROnPlateau on 'val_loss' needs a val_loader"),
+    ("device absent here", dict(device="cuda:99"), RuntimeError, "was asked for"),
+    ("a batch without examples", dict(train_loader=[(X[:0], Y[:0])]), ValueError, "holds no examples"),
+    ("no loss_fn, model cannot take the target", dict(loss_fn=None), TypeError,
+     r"without loss_fn the model is called with the whole batch, model\(\*batch\)"),
+    ("no loss_fn, model returns logits", dict(loss_fn=None, model=type("Logits", (nn.Linear,), {
+        "forward": lambda self, x, y: nn.Linear.forward(self, x)})(8, 3)), ValueError, "pass loss_fn"),
 ]
 
 
@@ -116,7 +146,12 @@ EVALUATE_CASES = [
     ("metric returns a str", dict(metrics={"m": lambda o, y: "good"}), TypeError, "must return a number"),
     ("metric returns a vector", dict(metrics={"m": lambda o, y: o.argmax(1)}), TypeError, "must return a number"),
     ("amp fp8", dict(amp="fp8"), ValueError, "amp must be"),
-    ("device unknown", dict(device="tpu9"), ValueError, "device must be"),
+    ("device unknown", dict(device="tpu9"), ValueError, "is not a device"),
+    ("device absent here", dict(device="cuda:99"), RuntimeError, "was asked for"),
+    ("metric named like the loss", dict(metrics={"loss": lambda o, y: 0.0}), ValueError, "name of a loss"),
+    ("no loss_fn, model cannot take the target", dict(loss_fn=None, metrics={"acc": accuracy}), TypeError,
+     "Pass loss_fn"),
+    ("an empty batch among good ones", dict(loader=[BATCHES[0], (X[:0], Y[:0])]), ValueError, "holds no examples"),
 ]
 
 
@@ -140,6 +175,10 @@ ACCURACY_CASES = [
     ("dict without labels", LOGITS, {"input_ids": torch.tensor([0, 1])}, KeyError, "batch\\['labels'\\]"),
     ("outputs a dict", {"a": LOGITS}, torch.tensor([0, 1]), TypeError, "tensor of logits"),
     ("targets a list", LOGITS, [0, 1], TypeError, "tensor of logits"),
+    ("a target beyond the classes", LOGITS, torch.tensor([0, 2]), ValueError, r"class indices 0\.\.1.*got 2"),
+    ("a negative target other than -100", LOGITS, torch.tensor([0, -1]), ValueError, "got -1"),
+    ("binary: a target of 2", torch.tensor([[1.0], [-1.0]]), torch.tensor([2, 0]), ValueError, "got 2"),
+    ("binary: a soft target", torch.tensor([[1.0], [-1.0]]), torch.tensor([0.7, 0.0]), ValueError, "got 0.7"),
 ]
 
 
@@ -154,6 +193,15 @@ def test_accuracy_accepts_the_edge_cases_it_can_score():
     assert accuracy(torch.tensor([[1.5], [-0.5]]), torch.tensor([1, 0])) == 1.0  # one logit: logit > 0
     assert accuracy(torch.tensor([[1.5], [-0.5]]), torch.tensor([[1.0], [1.0]])) == 0.5  # BCE-style targets
     assert accuracy(type("Out", (), {"logits": LOGITS})(), {"labels": torch.tensor([0, 0])}) == 0.5
+    assert accuracy(torch.tensor([[1.5], [-0.5]]), torch.tensor([True, False])) == 1.0  # boolean binary targets
+    tokens = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]])  # (batch, tokens, classes), one token ignored
+    assert accuracy(tokens, torch.tensor([[0, -100]])) == 1.0
+
+
+def test_evaluate_accepts_numpy_and_tensor_metric_values():
+    metrics = {"np32": lambda o, y: np.float32(0.5), "t": lambda o, y: torch.tensor(0.25), "i": lambda o, y: 1}
+    result = evaluate(model(), BATCHES, loss_fn=CE, metrics=metrics)
+    assert result["np32"] == 0.5 and result["t"] == 0.25 and result["i"] == 1
 
 
 HELPER_CASES = [
@@ -163,6 +211,7 @@ HELPER_CASES = [
     ("batch_size of an empty dict", lambda: batch_size({}), ValueError, "must not be empty"),
     ("batch_size of a number", lambda: batch_size(3), TypeError, "non-empty tuple, list or dict"),
     ("batch_size of scalars", lambda: batch_size((torch.tensor(1.0),)), TypeError, "batched tensor"),
+    ("batch_size of no examples", lambda: batch_size((X[:0], Y[:0])), ValueError, "holds no examples"),
     ("named_losses of a string", lambda: named_losses("loss"), TypeError, "could not find a loss"),
     ("named_losses of a missing HF loss", lambda: named_losses(type("O", (), {"loss": None})()), ValueError,
      "returned no loss"),

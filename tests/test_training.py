@@ -261,7 +261,9 @@ def test_a_short_last_accumulation_group_is_scaled_by_its_own_size():
         torch.testing.assert_close(seen[1][name], p.grad, rtol=1e-5, atol=1e-6)
 
 
-class Endless(torch.utils.data.IterableDataset):
+class NoLength(torch.utils.data.IterableDataset):
+    """The examples of ``data`` with no ``len()``, as a stream would give them."""
+
     def __init__(self, data):
         self.data = data
 
@@ -275,7 +277,7 @@ def test_loader_without_length_flushes_the_last_group():
     steps = []
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     opt.register_step_post_hook(lambda *args: steps.append(1))
-    loader = DataLoader(Endless(data), batch_size=8)  # 5 batches, no len()
+    loader = DataLoader(NoLength(data), batch_size=8)  # 5 batches, no len()
     fit(model, loader, epochs=1, optimizer=opt, loss_fn=nn.CrossEntropyLoss(), grad_accum_steps=2,
         device=CPU)  # progress bar without a total
     assert len(steps) == 3  # groups of 2, 2 and a flushed 1
@@ -425,14 +427,6 @@ def test_clipping_covers_parameters_outside_the_model():
     assert seen[0][-1].abs().item() < 1.0  # the outside parameter's gradient was clipped too
 
 
-class NoLength(torch.utils.data.IterableDataset):
-    def __init__(self, data):
-        self.data = data
-
-    def __iter__(self):
-        return iter(self.data)
-
-
 def test_a_loader_without_len_scales_its_last_group_by_its_own_size():
     data = toy_data(n=40)  # batches of 8: groups of 3 and 2 with k=3
     grads = {}
@@ -512,6 +506,25 @@ def test_frozen_modules_stay_frozen_statistics_included():
         assert torch.equal(v, stats[k]), f"{k} changed"
     assert all(torch.equal(o, outputs[0]) for o in outputs)  # no dropout in the frozen backbone
     assert not model[0].training and model[1].training  # the modes fit leaves behind
+
+
+def test_partial_freezing_fixes_only_the_frozen_module():
+    """Freezing only the backbone's BatchNorm: its statistics stay, the rest of the backbone trains with dropout."""
+    from ptcourse.finetune import freeze
+
+    torch.manual_seed(0)
+    model = nn.Sequential(Backbone(), nn.Linear(16, 3))
+    freeze(model, "0.norm")
+    norm_state = {k: v.clone() for k, v in model[0].norm.state_dict().items()}
+    linear_before = model[0].linear.weight.clone()
+    modes = []
+    model[0].drop.register_forward_pre_hook(lambda m, inp: modes.append((m.training, model[0].norm.training)))
+    data = toy_data(n=32)
+    fit(model, [(data.tensors[0], data.tensors[1])], epochs=2, loss_fn=nn.CrossEntropyLoss(), device=CPU,
+        progress=False)
+    assert all(torch.equal(v, norm_state[k]) for k, v in model[0].norm.state_dict().items())
+    assert not torch.equal(model[0].linear.weight, linear_before)
+    assert set(modes) == {(True, False)}  # dropout on, the frozen BatchNorm in eval mode
 
 
 def test_a_parameter_free_batchnorm_can_be_kept_in_eval_by_overriding_train():
@@ -667,6 +680,42 @@ def test_resume_with_another_optimizer_or_model_is_an_error(tmp_path):
         resume(path, model=wider)
 
 
+def test_resume_with_another_scheduler_is_an_error(tmp_path):
+    """A StepLR state loaded into a OneCycleLR used to fail later with a bare KeyError('max_lr')."""
+    def step_lr(model):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1)
+
+    def one_cycle(model):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=12)
+
+    loader = DeviceLoader(toy_data(), 32, device=CPU)
+    for make, epochs, resume in ((step_lr, 2, False), (one_cycle, 4, True)):
+        model = mlp()
+        optimizer, scheduler = make(model)
+        kwargs = dict(epochs=epochs, optimizer=optimizer, scheduler=scheduler, loss_fn=nn.CrossEntropyLoss(),
+                      device=CPU, progress=False, checkpoint_path=tmp_path / "c.pt", resume=resume)
+        if not resume:
+            fit(model, loader, **kwargs)
+    with pytest.raises(ValueError, match=r"c\.pt was saved with the scheduler StepLR, but fit got OneCycleLR"):
+        fit(model, loader, **kwargs)
+
+
+def test_a_checkpoint_of_an_earlier_version_without_the_scheduler_class_still_resumes(tmp_path):
+    path = checkpointed(tmp_path)
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["scheduler_class"]
+    torch.save(ckpt, path)
+    assert len(resume(path, epochs=3)) == 3
+
+
+def test_resume_from_a_pickled_model_says_what_the_file_holds(tmp_path):
+    torch.save(mlp(), tmp_path / "c.pt")  # a whole model, pickled: not damaged, just not a checkpoint
+    with pytest.raises(ValueError, match=r"c\.pt holds pickled Python objects.*not a checkpoint written by"):
+        resume(tmp_path / "c.pt")
+
+
 def test_an_unwritable_checkpoint_path_fails_before_training(tmp_path):
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
@@ -706,6 +755,121 @@ def test_one_lr_column_per_named_parameter_group():
     history = fit(model, DeviceLoader(toy_data(), 32, device=CPU), epochs=1, optimizer=unnamed,
                   loss_fn=nn.CrossEntropyLoss(), device=CPU, progress=False)
     assert history["lr_0"].item() == 0.1 and history["lr_1"].item() == 0.5
+
+
+# ---------------------------------------------------------------- cross-checks against hand-written loops
+def hand_written(model, extra, batches, k, epochs, optimizer, scheduler, clip):
+    """Chapter 01's loop on the joined micro-batches of each group: the reference for fit."""
+    for _ in range(epochs):
+        for i in range(0, len(batches), k):
+            x = torch.cat([b[0] for b in batches[i:i + k]])
+            y = torch.cat([b[1] for b in batches[i:i + k]])
+            optimizer.zero_grad()
+            (nn.functional.cross_entropy(model(x), y) * extra.exp()).backward()
+            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+            optimizer.step()
+            scheduler.step()
+
+
+@pytest.mark.parametrize("schedule", ["one-cycle", "linear warmup (transformers)"])
+@pytest.mark.parametrize("loader_kind", ["DataLoader", "DeviceLoader", "loader without len()"])
+def test_fit_equals_a_hand_written_loop_with_accumulation_a_schedule_and_clipping(schedule, loader_kind):
+    """53 examples in batches of 7 (the last of 4), groups of 3 (the last of 2), two parameter groups and
+    a parameter outside the model, clipping, a per-step schedule: one scheduler step per optimizer step."""
+    from transformers import get_linear_schedule_with_warmup
+
+    data = toy_data(n=53)
+    batches = [(data.tensors[0][i:i + 7], data.tensors[1][i:i + 7]) for i in range(0, 53, 7)]
+    epochs, k, steps = 3, 3, 3 * 3  # ceil(8 batches / 3) = 3 optimizer steps an epoch
+    runs = []
+    for _ in range(2):
+        model, extra = mlp(), nn.Parameter(torch.tensor(0.3))
+        optimizer = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
+                                     {"params": [*model[2].parameters(), extra], "lr": 0.03}], momentum=0.9)
+        scheduler = (torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=[0.1, 0.03], total_steps=steps)
+                     if schedule == "one-cycle" else get_linear_schedule_with_warmup(optimizer, 2, steps))
+        runs.append((model, extra, optimizer, scheduler))
+    hand_written(*runs[0][:2], batches, k, epochs, *runs[0][2:], clip=0.3)
+    model, extra, optimizer, scheduler = runs[1]
+    loader = {"DataLoader": DataLoader(data, batch_size=7), "DeviceLoader": DeviceLoader(data, 7, device=CPU),
+              "loader without len()": DataLoader(NoLength(data), batch_size=7)}[loader_kind]
+    fit(model, loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, grad_accum_steps=k, max_grad_norm=0.3,
+        loss_fn=lambda out, y: nn.functional.cross_entropy(out, y) * extra.exp(), device=CPU, progress=False)
+    assert scheduler.last_epoch == steps == runs[0][3].last_epoch
+    for a, b in zip([*runs[0][0].parameters(), runs[0][1]], [*model.parameters(), extra]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("amp, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_on_the_cpu_equals_the_hand_written_autocast_loop(amp, dtype):
+    """fp16 goes through the gradient scaler (unscaled before clipping), bf16 does not."""
+    data = toy_data(n=64)
+    by_hand, with_fit = mlp(), mlp()
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=dtype == torch.float16)
+    for _ in range(2):
+        for x, y in DataLoader(data, batch_size=16):
+            with torch.autocast("cpu", dtype=dtype):
+                loss = nn.functional.cross_entropy(by_hand(x), y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(by_hand.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad()
+    fit(with_fit, DataLoader(data, batch_size=16), epochs=2, optimizer=torch.optim.SGD(with_fit.parameters(), lr=0.1),
+        loss_fn=nn.CrossEntropyLoss(), amp=amp, max_grad_norm=1.0, device=CPU, progress=False)
+    for a, b in zip(by_hand.parameters(), with_fit.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_tiny_bert_with_dict_batches_trains_exactly_as_the_hand_written_loop():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                        max_position_embeddings=16, num_labels=3)  # dropout 0.1 on: the RNG must be used alike
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 50, (30, 8), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[::3, 5:] = 0
+    batches = [{"input_ids": ids[i:i + 7], "attention_mask": mask[i:i + 7], "labels": ids[i:i + 7, 0] % 3}
+               for i in range(0, 30, 7)]
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(BertForSequenceClassification(config))
+    by_hand, with_fit = models
+    optimizer = torch.optim.AdamW(by_hand.parameters(), lr=1e-3)
+    torch.manual_seed(7)
+    by_hand.train()
+    for _ in range(2):
+        for batch in batches:
+            by_hand(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    torch.manual_seed(7)
+    fit(with_fit, batches, epochs=2, optimizer=torch.optim.AdamW(with_fit.parameters(), lr=1e-3), amp=False,
+        device=CPU, progress=False)
+    for a, b in zip(by_hand.parameters(), with_fit.parameters()):
+        assert torch.equal(a, b)
+    by_hand.eval()
+    with torch.no_grad():
+        loss = sum(by_hand(**b).loss.item() * len(b["labels"]) for b in batches) / 30
+        correct = sum((by_hand(**b).logits.argmax(-1) == b["labels"]).sum().item() for b in batches)
+    result = evaluate(with_fit, batches, metrics={"acc": accuracy})
+    assert result["loss"] == pytest.approx(loss, rel=1e-6) and result["acc"] == pytest.approx(correct / 30)
+
+
+def test_reduce_lr_on_plateau_cuts_the_rate_only_when_the_monitor_stalls():
+    data = toy_data()
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=0, factor=0.5)
+    scores = iter([0.5, 0.6, 0.7, 0.7, 0.8])  # improves, improves, stalls, improves
+    history = fit(model, DeviceLoader(data, 32, device=CPU), epochs=5, optimizer=optimizer, scheduler=scheduler,
+                  loss_fn=nn.CrossEntropyLoss(), val_loader=[data[:8]], metrics={"score": lambda o, t: next(scores)},
+                  monitor="val_score", device=CPU, progress=False)
+    assert list(history["lr"]) == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.05])
 
 
 # ---------------------------------------------------------------- no host-device sync per step
@@ -752,7 +916,9 @@ def test_accuracy_of_a_one_logit_binary_classifier():
 
 # ---------------------------------------------------------------- a loop a learner can read
 READABLE = ["ptcourse.training", "ptcourse.batches", "ptcourse.callbacks", "ptcourse.checkpoints",
-            "ptcourse.finetune", "ptcourse._checks"]
+            "ptcourse.finetune", "ptcourse._checks", "ptcourse.data", "ptcourse.device", "ptcourse.repro",
+            "ptcourse.profiles", "ptcourse.plots", "ptcourse.paths", "ptcourse.hub", "ptcourse.results",
+            "ptcourse.doctor", "ptcourse.prefetch", "ptcourse.__main__"]
 
 
 @pytest.mark.parametrize("module_name", READABLE)
@@ -795,3 +961,29 @@ def test_train_one_epoch_reads_like_the_hand_written_loop():
     assert "compute_losses(" in epoch_src and ".backward()" in epoch_src and "optimizer_step(run)" in epoch_src
     assert "optimizer.zero_grad(" in step_src and "scaler.step(optimizer)" in step_src
     assert len(epoch_src.splitlines()) < 45
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_no_host_device_sync_per_step_on_cuda():
+    """On a GPU, count synchronisations with torch's own detector: they must not grow with the steps."""
+    import warnings
+
+    device = torch.device("cuda")
+
+    def syncs(n_batches):
+        data = toy_data(n=8 * n_batches)
+        batches = [(x.to(device), y.to(device)) for x, y in DataLoader(data, batch_size=8)]
+        model = mlp().to(device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fit(model, batches, epochs=2, lr=1e-3, loss_fn=nn.CrossEntropyLoss(), grad_accum_steps=2,
+                    max_grad_norm=1.0, amp="bf16" if torch.cuda.is_bf16_supported() else False,  # fp16's
+                    device=device, progress=False)  # gradient scaler reads one value per step by design
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    syncs(4)  # warm-up: first-call allocations
+    assert syncs(8) == syncs(40)
