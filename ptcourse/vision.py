@@ -562,7 +562,7 @@ def check_images(images: Any, model: nn.Module | None = None, channels: int = 3)
                          f"(N, {channels}, H, W): use images.permute(0, 3, 1, 2)")
     if shape[1] != channels:
         hint = (" (grey images: repeat them, e.g. v2.Grayscale(num_output_channels=3))" if shape[1] == 1 else "")
-        raise ValueError(f"the weights expect {channels}-channel images, got {shape[1]} channels in {shape}{hint}")
+        raise ValueError(f"the weights expect {channels}-channel images, got {shape[1]}-channel ones {shape}{hint}")
     if shape[0] == 0:
         raise ValueError(f"images is an empty batch {shape}")
     if not images.is_floating_point():

@@ -154,7 +154,8 @@ def test_imagenet_weights_offline_are_none_with_one_line(capsys, monkeypatch):
     monkeypatch.setenv("PTCOURSE_OFFLINE", "1")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: "/nonexistent-hub-dir")
     assert imagenet_resnet("resnet18") is None
-    assert "unreachable" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("[ptcourse]") and out.count("\n") == 1 and "not cached" in out
     with pytest.raises(ValueError, match="arch"):
         imagenet_resnet("vgg16")
 
