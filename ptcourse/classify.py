@@ -37,6 +37,9 @@ __all__ = [
     "load_classifier",
     "bert_layers",
     "domain_adapt",
+    "fixed_masked_batches",
+    "masked_lm_loss",
+    "graft_encoder",
     "train_classifier",
     "predict_logits",
     "layer_features",
@@ -238,13 +241,14 @@ def _labels_of(loader: Any) -> torch.Tensor | None:
 
 # ------------------------------------------------------------------ models
 def load_classifier(source: str | Path, num_labels: int = 2, *, pretrained: bool = True,
-                    classes: Sequence[str] | None = None) -> tuple[nn.Module, Any] | None:
+                    classes: Sequence[str] | None = None, dropout: float | None = None) -> tuple[nn.Module, Any] | None:
     """``BertForSequenceClassification`` and its tokenizer from a directory or a hub id.
 
     ``pretrained=False`` builds the same architecture (same config) with random weights:
     the "no pretraining" baseline. A hub id goes through :func:`ptcourse.hub.hf_pretrained`
     and gives ``None`` (with a one-line notice) when it is neither cached nor reachable.
     The vocabularies are checked (:func:`check_vocab`); attention uses PyTorch's SDPA.
+    ``dropout`` (if given) replaces the checkpoint's hidden and attention dropout rates.
 
     Usage: ``model, tokenizer = load_classifier(mini_bert_checkpoint(), num_labels=2)``
     """
@@ -260,6 +264,10 @@ def load_classifier(source: str | Path, num_labels: int = 2, *, pretrained: bool
         raise ValueError(f"{len(classes)} class names for num_labels={num_labels}")
     options = dict(num_labels=int(num_labels), id2label=dict(enumerate(classes)),
                    label2id={c: i for i, c in enumerate(classes)}, attn_implementation="sdpa")
+    if dropout is not None:
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1) or None, got {dropout!r}")
+        options.update(hidden_dropout_prob=float(dropout), attention_probs_dropout_prob=float(dropout))
     local = Path(source).is_dir()
     if not local and Path(source).expanduser().is_absolute():
         raise FileNotFoundError(f"no checkpoint directory at {source}")
@@ -391,6 +399,68 @@ def domain_adapt(checkpoint: str | Path, ids: Sequence[Sequence[int]], tokenizer
     model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return history
+
+
+def fixed_masked_batches(ids: Sequence[Sequence[int]], tokenizer: Any, batch_size: int = 128, seed: int = 0,
+                         mask_fn: Any = None) -> list[dict[str, torch.Tensor]]:
+    """Masked-language-model batches masked once, with a seeded generator: the same masks every time.
+
+    Comparing MLM losses (before and after fine-tuning, one model against another) needs the
+    same masked positions each time. ``mask_fn`` defaults to :func:`ptcourse.text.mask_tokens`.
+
+    Usage: ``held_out = fixed_masked_batches(val_ids, tokenizer); masked_lm_loss(model, held_out)``
+    """
+    if mask_fn is None:
+        from ptcourse.text import mask_tokens as mask_fn
+    generator = torch.Generator().manual_seed(seed)
+    fixed = lambda input_ids, tok, mlm_probability: mask_fn(input_ids, tok, mlm_probability, generator=generator)
+    return list(MaskedTextBatches(ids, tokenizer, batch_size, shuffle=False, mask_fn=fixed))
+
+
+@torch.no_grad()
+def masked_lm_loss(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> float:
+    """The mean cross-entropy over the masked tokens of ``batches`` (a ``BertForPreTraining`` or ``...MaskedLM``).
+
+    Usage: ``masked_lm_loss(BertForPreTraining.from_pretrained(path), fixed_masked_batches(ids, tokenizer))``
+    """
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    try:
+        for batch in batches:
+            out = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+            logits = getattr(out, "prediction_logits", None)
+            logits = out.logits if logits is None else logits
+            labels = batch["labels"].to(device)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                                     ignore_index=-100, reduction="sum").item()
+            count += int((labels != -100).sum())
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("the batches hold no masked token (labels are all -100)")
+    return total / count
+
+
+def graft_encoder(pretraining_model: nn.Module, classifier: nn.Module) -> nn.Module:
+    """A copy of ``pretraining_model`` (with its MLM head) whose encoder is the fine-tuned ``classifier``'s.
+
+    How much of its pretraining did fine-tuning destroy? Put the fine-tuned encoder back under
+    the pretrained MLM head and measure :func:`masked_lm_loss` on held-out text.
+
+    Usage: ``masked_lm_loss(graft_encoder(pretrained, fine_tuned), held_out_batches)``
+    """
+    import copy
+
+    grafted = copy.deepcopy(pretraining_model)
+    state = {k: v for k, v in classifier.base_model.state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = grafted.base_model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("pooler.") for k in missing):
+        raise ValueError(f"the encoders do not match: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return grafted.to(next(classifier.parameters()).device)
 
 
 # ------------------------------------------------------------------ predictions and features

@@ -117,7 +117,8 @@ NEW_FRAMES = (("the {a} seemed {x}", False), ("the {a} did not seem {x}", True))
 # sentence structures: (template, do the two clauses agree?, which clause carries the label)
 STRUCTURES = (("{c1}", None, 1), ("{c1} and {c2}", True, 1), ("{c1} but {c2}", False, 2),
               ("although {c1}, {c2}", False, 2), ("{c1} even though {c2}", False, 1))
-_STRUCTURE_WEIGHTS = (0.3, 0.2, 0.2, 0.15, 0.15)
+_STRUCTURE_WEIGHTS = (0.45, 0.2, 0.15, 0.1, 0.1)
+NEGATION_RATE = 0.3  # the fraction of clauses that are negated
 HELD_OUT_ASPECTS_PER_ADJECTIVE = 3  # (aspect, adjective) pairs seen only in validation / test
 
 
@@ -130,7 +131,8 @@ def _held_out_pairs(seed: int) -> set[tuple[str, str]]:
 def _clause(polarity: int, rng: random.Random, held: set[tuple[str, str]], split: str) -> str:
     """One clause whose meaning has ``polarity`` (+1 / -1), using the pairs and frames of ``split``."""
     frames = TRAIN_FRAMES if split == "train" else TRAIN_FRAMES + NEW_FRAMES
-    template, negated = rng.choice(frames)
+    negated = rng.random() < NEGATION_RATE
+    template = rng.choice([t for t, neg in frames if neg == negated])
     words = POSITIVE if polarity * (-1 if negated else 1) > 0 else NEGATIVE
     while True:
         aspect, adjective = rng.choice(ASPECTS), rng.choice(words)
