@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from ptcourse.profiles import by_profile, profile
 from ptcourse.text import (
     Corpus,
+    _check_count,
     PretrainingCollator,
     PretrainingDataset,
     load_corpus,
@@ -44,7 +45,7 @@ from ptcourse.text import (
 __all__ = [
     "PretrainingRecipe", "pretraining_recipe", "PretrainingData", "prepare_data", "mini_bert_config",
     "new_mini_bert", "check_compatible", "pretraining_losses", "mlm_accuracy", "nsp_accuracy", "METRICS",
-    "make_optimizer", "train_loader", "pretrain", "PretrainingRun", "held_out_scores", "as_masked_lm",
+    "make_optimizer", "train_loader", "optimizer_steps", "pretrain", "PretrainingRun", "held_out_scores", "as_masked_lm",
     "fill_mask_examples", "fill_mask_hits", "save_mini_bert", "checkpoint_path", "mini_bert_checkpoint",
 ]
 
@@ -84,14 +85,15 @@ def pretraining_recipe() -> PretrainingRecipe:
     """
     return by_profile(
         fast=PretrainingRecipe(vocab_size=2000, max_len=64, hidden_size=64, num_layers=2, num_heads=2,
-                               intermediate_size=256, max_documents=None, n_pairs=2048, n_held_out_pairs=512,
-                               epochs=2, batch_size=32, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.1),
-        standard=PretrainingRecipe(vocab_size=6000, max_len=128, hidden_size=128, num_layers=4, num_heads=4,
+                               intermediate_size=256, max_documents=None, n_pairs=3200, n_held_out_pairs=512,
+                               epochs=2, batch_size=8, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.06,
+                               dropout=0.0),
+        standard=PretrainingRecipe(vocab_size=4000, max_len=128, hidden_size=128, num_layers=4, num_heads=2,
                                    intermediate_size=512, max_documents=None, n_pairs=12000,
-                                   n_held_out_pairs=1000, epochs=3, batch_size=32, grad_accum_steps=2,
-                                   lr=1e-3, warmup_fraction=0.06),
+                                   n_held_out_pairs=800, epochs=3, batch_size=16, grad_accum_steps=1,
+                                   lr=1e-3, warmup_fraction=0.06, dropout=0.0),
         full=PretrainingRecipe(vocab_size=16000, max_len=128, hidden_size=256, num_layers=4, num_heads=4,
-                               intermediate_size=1024, max_documents=None, n_pairs=500_000,
+                               intermediate_size=1024, max_documents=10_000, n_pairs=500_000,
                                n_held_out_pairs=5000, epochs=2, batch_size=128, grad_accum_steps=2,
                                lr=5e-4, warmup_fraction=0.05),
     )
@@ -228,6 +230,7 @@ def make_optimizer(model: Any, recipe: PretrainingRecipe, steps: int) -> tuple[t
 
     from ptcourse.finetune import param_groups
 
+    steps = _check_count(steps, "steps (optimizer steps of the run)")
     groups = param_groups(model, {}, default_lr=recipe.lr, weight_decay=recipe.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=recipe.lr)
     warmup = max(1, round(recipe.warmup_fraction * steps))
@@ -292,6 +295,8 @@ def held_out_scores(model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[
 
     Usage: ``scores = held_out_scores(model, data.held_out_batches); scores["mlm_loss"].mean()``
     """
+    if not batches:
+        raise ValueError("batches is empty: pass the held-out batches (a list of dict batches)")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -344,13 +349,15 @@ def fill_mask_examples(tokenizer: Any, sentences: list[str], n: int, seed: int =
 
     Usage: ``examples = fill_mask_examples(tokenizer, held_out_sentences, n=300)``
     """
+    n = _check_count(n, "n")
     rng = random.Random(seed)
     vocab = tokenizer.get_vocab()
     examples = []
     for sentence in rng.sample(sentences, len(sentences)):
         words = sentence.split()
-        if len(tokenizer(sentence)["input_ids"]) > tokenizer.model_max_length:
-            continue
+        limit = tokenizer.model_max_length
+        if len(tokenizer(sentence, truncation=True, max_length=limit + 1)["input_ids"]) > limit:
+            continue  # too long for the model
         candidates = [i for i, w in enumerate(words) if w.isalpha() and len(w) >= 3 and w.lower() in vocab]
         if candidates:
             i = rng.choice(candidates)
@@ -365,6 +372,9 @@ def fill_mask_hits(fill_mask: Any, examples: list[tuple[str, str]], k: int = 5) 
 
     Usage: ``hits = fill_mask_hits(pipeline("fill-mask", model=..., tokenizer=...), examples, k=5)``
     """
+    k = _check_count(k, "k")
+    if not examples:
+        raise ValueError("examples is empty: make them with fill_mask_examples")
     predictions = fill_mask([text for text, _ in examples], top_k=k, batch_size=64)
     return [answer in {p["token_str"].strip() for p in preds} for preds, (_, answer) in zip(predictions, examples)]
 

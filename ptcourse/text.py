@@ -20,17 +20,20 @@ Introduced in chapter 06; chapter 07 reuses :func:`mask_tokens`.
 from __future__ import annotations
 
 import ast
+import heapq
 import json
 import numbers
 import random
 import re
 import sys
 import sysconfig
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -38,7 +41,8 @@ from ptcourse.paths import data_dir
 
 __all__ = [
     "IS_NEXT", "NOT_NEXT", "SPECIAL_TOKENS", "Corpus", "build_corpus", "split_sentences", "load_corpus",
-    "wikitext_documents", "python_docs_texts", "train_wordpiece", "mask_tokens", "make_nsp_pairs",
+    "wikitext_documents", "python_docs_texts", "count_words", "learn_wordpiece_vocab", "wordpiece_tokenizer",
+    "train_wordpiece", "mask_tokens", "make_nsp_pairs",
     "PretrainingDataset", "PretrainingCollator",
 ]
 
@@ -284,42 +288,142 @@ def load_corpus(max_documents: int | None = None, held_out_fraction: float = 0.1
 
 
 # ---------------------------------------------------------------- WordPiece tokenizer
-def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, model_max_length: int = 512):
-    """A BERT-style WordPiece tokenizer trained on ``texts``, as a ``transformers`` fast tokenizer.
+def _bert_pieces():
+    from tokenizers import normalizers, pre_tokenizers
 
-    Lower-cases and strips accents (like ``bert-base-uncased``), splits on whitespace and
-    punctuation, then learns ``vocab_size`` word pieces (continuations start with ``##``).
-    Special tokens: ``[PAD]`` = 0, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``. Pairs are
-    encoded as ``[CLS] A [SEP] B [SEP]`` with token-type ids 0 for A and 1 for B.
+    return normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()  # lower-case, no accents
+
+
+def count_words(texts: Iterable[str]) -> Counter:
+    """How often each word occurs, after BERT's normalisation (lower case, no accents) and
+    pre-tokenisation (split on whitespace and punctuation).
+
+    Usage: ``counts = count_words(corpus.texts()); counts.most_common(5)``
+    """
+    if isinstance(texts, (str, bytes)):
+        raise TypeError("texts must be an iterable of strings (one per document), not a single string")
+    normalizer, pre_tokenizer = _bert_pieces()
+    counts: Counter = Counter()
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} is a {type(text).__name__}, not a str")
+        counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    return counts
+
+
+def _merge(symbols: list[str], pair: tuple[str, str], new: str) -> list[str]:
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and symbols[i] == pair[0] and symbols[i + 1] == pair[1]:
+            out.append(new)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def learn_wordpiece_vocab(word_counts: Counter, vocab_size: int, min_frequency: int = 2,
+                          max_alphabet: int = 1000) -> list[str]:
+    """A WordPiece vocabulary learned by merging the most frequent pair of adjacent pieces.
+
+    Words start as characters, ``"token" -> t ##o ##k ##e ##n``; each step merges the pair
+    that occurs most often (ties: the alphabetically first pair), e.g. ``t ##o -> to``,
+    until ``vocab_size`` entries or no pair occurs ``min_frequency`` times (the rule of
+    ``tokenizers``' ``WordPieceTrainer``). Words with characters outside the ``max_alphabet``
+    most frequent ones are left out. Deterministic: the same counts give the same list.
+
+    Usage: ``vocab = learn_wordpiece_vocab(count_words(texts), vocab_size=4000)``
+    """
+    chars = Counter()
+    for word, n in word_counts.items():
+        for c in word:
+            chars[c] += n
+    alphabet = {c for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:max_alphabet]}
+    words = sorted(w for w in word_counts if set(w) <= alphabet)
+    freq = [word_counts[w] for w in words]
+    symbols = [[w[0]] + ["##" + c for c in w[1:]] for w in words]
+    vocab = list(SPECIAL_TOKENS) + sorted({s for syms in symbols for s in syms} - set(SPECIAL_TOKENS))
+    known = set(vocab)
+    pair_counts: Counter = Counter()
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> the words that contain it
+    for i, syms in enumerate(symbols):
+        for pair in zip(syms, syms[1:]):
+            pair_counts[pair] += freq[i]
+            where[pair].add(i)
+    heap = [(-n, pair) for pair, n in pair_counts.items()]
+    heapq.heapify(heap)
+    while len(vocab) < vocab_size and heap:
+        n, pair = heapq.heappop(heap)
+        if pair_counts.get(pair) != -n:
+            continue  # an outdated entry: the pair's count changed since it was pushed
+        if -n < min_frequency:
+            break
+        new = pair[0] + pair[1][2:]  # the second piece is a continuation: drop its "##"
+        if new not in known:
+            vocab.append(new)
+            known.add(new)
+        touched = set()
+        for i in where.pop(pair):
+            for old in zip(symbols[i], symbols[i][1:]):
+                pair_counts[old] -= freq[i]
+                touched.add(old)
+            symbols[i] = _merge(symbols[i], pair, new)
+            for fresh in zip(symbols[i], symbols[i][1:]):
+                pair_counts[fresh] += freq[i]
+                where[fresh].add(i)
+                touched.add(fresh)
+        for p in touched - {pair}:
+            if pair_counts[p] > 0:
+                heapq.heappush(heap, (-pair_counts[p], p))
+        pair_counts.pop(pair, None)
+    return vocab
+
+
+def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 512):
+    """A ``transformers`` fast tokenizer (``BertTokenizerFast``) for a WordPiece vocabulary.
+
+    Lower-cases and strips accents like ``bert-base-uncased``, encodes each word by greedy
+    longest match, and writes pairs as ``[CLS] A [SEP] B [SEP]`` with token-type ids 0 / 1.
+
+    Usage: ``tokenizer = wordpiece_tokenizer(vocab, model_max_length=128)``
+    """
+    from tokenizers import Tokenizer, decoders, models, processors
+    from transformers import BertTokenizerFast
+
+    if list(vocab[: len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS) or len(set(vocab)) != len(vocab):
+        raise ValueError(f"vocab must start with {list(SPECIAL_TOKENS)} and hold no duplicates")
+    core = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    core.normalizer, core.pre_tokenizer = _bert_pieces()
+    core.decoder = decoders.WordPiece(prefix="##")
+    core.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",  # :0 / :1 are token-type ids
+        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
+    )
+    return BertTokenizerFast(tokenizer_object=core, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
+                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
+                             model_max_length=model_max_length)
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, model_max_length: int = 512):
+    """A BERT-style WordPiece tokenizer trained on ``texts``: :func:`count_words`, then
+    :func:`learn_wordpiece_vocab`, then :func:`wordpiece_tokenizer`.
+
+    Special tokens: ``[PAD]`` = 0, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``.
     ``model_max_length`` is the longest input (in tokens) that ``truncation=True`` keeps: set
-    it to the model's ``max_position_embeddings``.
+    it to the model's ``max_position_embeddings``. Unlike ``tokenizers``' own
+    ``WordPieceTrainer`` (whose ties depend on hash-map order, huggingface/tokenizers#1794),
+    the same texts always give the same vocabulary.
 
     Usage: ``tokenizer = train_wordpiece(corpus.texts(), vocab_size=4000); tokenizer.save_pretrained(path)``
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertTokenizerFast
-
     vocab_size = _check_count(vocab_size, "vocab_size", minimum=len(SPECIAL_TOKENS) + 1)
     min_frequency = _check_count(min_frequency, "min_frequency")
     model_max_length = _check_count(model_max_length, "model_max_length", minimum=3)
-    if isinstance(texts, str):
-        raise TypeError("texts must be an iterable of strings (one per document), not a single string")
-    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    core.normalizer = normalizers.BertNormalizer(lowercase=True)  # strips accents too
-    core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    core.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                        special_tokens=list(SPECIAL_TOKENS))
-    core.train_from_iterator(texts, trainer=trainer)
-    if core.get_vocab_size() <= len(SPECIAL_TOKENS):
-        raise ValueError("the texts are empty: the tokenizer learned no word piece")
-    cls_id, sep_id = core.token_to_id("[CLS]"), core.token_to_id("[SEP]")
-    core.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    return BertTokenizerFast(tokenizer_object=core, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
-                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", model_max_length=model_max_length)
+    vocab = learn_wordpiece_vocab(count_words(texts), vocab_size, min_frequency)
+    if len(vocab) == len(SPECIAL_TOKENS):
+        raise ValueError("the texts hold no words: the tokenizer learned no word piece")
+    return wordpiece_tokenizer(vocab, model_max_length)
 
 
 # ---------------------------------------------------------------- masked language modelling
@@ -418,7 +522,7 @@ class PretrainingDataset(Dataset):
     pairs: Sequence[tuple[str, str, int]]
     tokenizer: Any
     max_len: int = 128
-    encoded: dict[str, list] = field(init=False, repr=False)
+    encoded: dict[str, list] = field(init=False, repr=False)  # per pair: int32 ids, int8 types, label
 
     def __post_init__(self) -> None:
         self.max_len = _check_count(self.max_len, "max_len", minimum=8)
@@ -430,10 +534,12 @@ class PretrainingDataset(Dataset):
         for k, pair in enumerate(self.pairs):
             if len(pair) != 3 or not isinstance(pair[0], str) or not isinstance(pair[1], str) or pair[2] not in (0, 1):
                 raise ValueError(f"pair {k} must be (sentence A, sentence B, label 0 or 1), got {pair!r:.120}")
-        a, b, labels = zip(*self.pairs)
-        enc = self.tokenizer(list(a), list(b), truncation="longest_first", max_length=self.max_len)
-        self.encoded = {"input_ids": enc["input_ids"], "token_type_ids": enc["token_type_ids"],
-                        "next_sentence_label": list(labels)}
+        self.encoded = {"input_ids": [], "token_type_ids": [], "next_sentence_label": [p[2] for p in self.pairs]}
+        for start in range(0, len(self.pairs), 10_000):  # in chunks: Python lists of ids are large
+            a, b, _ = zip(*self.pairs[start : start + 10_000])
+            enc = self.tokenizer(list(a), list(b), truncation="longest_first", max_length=self.max_len)
+            self.encoded["input_ids"] += [np.asarray(ids, dtype=np.int32) for ids in enc["input_ids"]]
+            self.encoded["token_type_ids"] += [np.asarray(t, dtype=np.int8) for t in enc["token_type_ids"]]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -469,8 +575,8 @@ class PretrainingCollator:
         attention = torch.zeros((len(items), width), dtype=torch.long)
         for row, item in enumerate(items):
             n = len(item["input_ids"])
-            ids[row, :n] = torch.tensor(item["input_ids"])
-            types[row, :n] = torch.tensor(item["token_type_ids"])
+            ids[row, :n] = torch.as_tensor(item["input_ids"])
+            types[row, :n] = torch.as_tensor(item["token_type_ids"])
             attention[row, :n] = 1
         masked, labels = mask_tokens(ids, self.tokenizer, self.mlm_probability, self.generator)
         nsp = torch.tensor([item["next_sentence_label"] for item in items], dtype=torch.long)

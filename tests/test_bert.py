@@ -165,7 +165,7 @@ def test_initial_loss_is_log_vocab_within_the_init_scale(data):
             with torch.no_grad():
                 model.bert.embeddings.word_embeddings.weight.mul_(scale)
         scores = held_out_scores(model, data.held_out_batches * 4)
-        s2 = (model.config.initializer_range * scale) ** 2 * model.config.hidden_size
+        s2 = model.config.initializer_range ** 2 * model.config.hidden_size  # what the config promises
         predicted = math.log(len(data.tokenizer)) + s2 / 2
         tolerance = 0.02 + 4 * math.sqrt(s2 / len(scores["mlm_loss"]))
         got = scores["mlm_loss"].mean().item()
@@ -221,6 +221,22 @@ def test_fill_mask_examples_and_hits(data):
     assert hits == [answer == examples[0][1] for _, answer in examples]
     with pytest.raises(ValueError, match="maskable word"):
         fill_mask_examples(data.tokenizer, ["x = 1 + 2", "No."], n=1)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda data: fill_mask_examples(data.tokenizer, ["A sentence with words."], n=0), "n must be"),
+        (lambda data: fill_mask_hits(lambda *a, **k: [], [("a [MASK] b", "x")], k=0), "k must be"),
+        (lambda data: fill_mask_hits(lambda *a, **k: [], [], k=5), "examples is empty"),
+        (lambda data: held_out_scores(new_mini_bert(data.tokenizer, TINY), []), "batches is empty"),
+        (lambda data: make_optimizer(new_mini_bert(data.tokenizer, TINY), TINY, steps=0), "steps"),
+        (lambda data: make_optimizer(new_mini_bert(data.tokenizer, TINY), TINY, steps=2.5), "steps"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(data, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(data)
 
 
 # ---------------------------------------------------------------- the checkpoint for chapter 07

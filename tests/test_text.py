@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,15 +15,19 @@ import ptcourse.text as text
 from ptcourse.text import (
     IS_NEXT,
     NOT_NEXT,
+    SPECIAL_TOKENS,
     PretrainingCollator,
     PretrainingDataset,
     build_corpus,
+    count_words,
+    learn_wordpiece_vocab,
     load_corpus,
     make_nsp_pairs,
     mask_tokens,
     split_sentences,
     train_wordpiece,
     wikitext_documents,
+    wordpiece_tokenizer,
 )
 
 TOPICS = {
@@ -181,8 +186,8 @@ def test_wordpiece_special_tokens_pairs_and_word_pieces(tokenizer):
             tokenizer.mask_token_id] == [0, 1, 2, 3, 4]
     enc = tokenizer("The cat sat.", "It purred.")
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
-    assert tokens == ["[CLS]", "the", "cat", "sat", ".", "[SEP]", "it", "pur", "##re", "##d", ".", "[SEP]"]
-    assert enc["token_type_ids"] == [0] * 6 + [1] * 6
+    assert tokens == ["[CLS]", "the", "cat", "s", "##at", ".", "[SEP]", "it", "p", "##ur", "##re", "##d", ".", "[SEP]"]
+    assert enc["token_type_ids"] == [0] * 7 + [1] * 7
     assert tokenizer.decode(enc["input_ids"], skip_special_tokens=True) == "the cat sat. it purred."
     assert tokenizer.tokenize("CATS") == ["cat", "##s"]  # lower-cased, unseen word split into pieces
     assert tokenizer.tokenize("Café") == tokenizer.tokenize("cafe")  # accents stripped
@@ -206,6 +211,8 @@ def test_wordpiece_round_trips_through_autotokenizer(tokenizer, tmp_path):
         ((DOCS, 100.0), ValueError, "vocab_size"),
         ((DOCS, True), ValueError, "vocab_size"),
         (([], 100), ValueError, "learned no word piece"),
+        (([" ", "\n"], 100), ValueError, "learned no word piece"),
+        ((["fine text", b"bytes"], 100), TypeError, "text 1 is a bytes"),
     ],
 )
 def test_wordpiece_rejects_bad_arguments(args, error, message):
@@ -217,11 +224,48 @@ def test_wordpiece_accepts_numpy_integers():
     assert len(train_wordpiece(DOCS, np.int64(60), min_frequency=1)) == 60
 
 
+def test_learned_vocabulary_merges_the_most_frequent_pair_first_and_is_deterministic():
+    counts = Counter({"low": 5, "lower": 2, "newest": 6, "widest": 3})
+    vocab = learn_wordpiece_vocab(counts, vocab_size=100, min_frequency=2)
+    alphabet = {"l", "n", "w", "##o", "##w", "##e", "##r", "##s", "##t", "##i", "##d"}
+    assert vocab[:5] == list(SPECIAL_TOKENS) and set(vocab[5:5 + len(alphabet)]) == alphabet
+    merges = vocab[5 + len(alphabet):]
+    # ##e ##s: 6 + 3 = 9 times; ##es ##t: 9; l ##o and ##o ##w tie at 5 + 2 = 7 (alphabetical: ##o ##w); l ##ow: 7
+    assert merges[:4] == ["##es", "##est", "##ow", "low"]
+    assert "newest" in merges and "widest" in merges and "low" in merges
+    assert learn_wordpiece_vocab(Counter(dict(reversed(list(counts.items())))), 100, 2) == vocab
+    assert learn_wordpiece_vocab(counts, 17, 2) == vocab[:17]
+    rare = learn_wordpiece_vocab(counts, 100, min_frequency=8)  # only ##e ##s and ##es ##t occur 8+ times
+    assert rare[-2:] == ["##es", "##est"] and len(rare) == 5 + len(alphabet) + 2
+    assert "##é" not in learn_wordpiece_vocab(counts + Counter({"café": 1}), 100, max_alphabet=len(alphabet) - 1)
+
+
+def test_learned_vocabulary_agrees_with_the_tokenizers_trainer():
+    """Same algorithm as tokenizers' WordPieceTrainer (merge the most frequent pair); only ties may differ."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    texts = [s for d in build_corpus(text.python_docs_texts(), "docs").documents[:60] for s in d]
+    ours = learn_wordpiece_vocab(count_words(texts), vocab_size=1000)
+    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    core.normalizer, core.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    core.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=1000, min_frequency=2,
+                                                              special_tokens=list(SPECIAL_TOKENS)))
+    theirs = set(core.get_vocab())
+    assert len(ours) == 1000 and len(set(ours) & theirs) > 0.93 * len(theirs)
+
+
+def test_wordpiece_tokenizer_checks_its_vocabulary():
+    with pytest.raises(ValueError, match="must start with"):
+        wordpiece_tokenizer(["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]", "a"])
+    with pytest.raises(ValueError, match="duplicates"):
+        wordpiece_tokenizer(list(SPECIAL_TOKENS) + ["a", "a"])
+
+
 # ---------------------------------------------------------------- masking
 def _batch(tokenizer, n=240):
     pairs = make_nsp_pairs(build_corpus(DOCS, "toy").documents, n_pairs=8, seed=0) * (n // 8)
-    return PretrainingCollator(tokenizer, mlm_probability=0.0)([PretrainingDataset(pairs, tokenizer, 64)[i]
-                                                                 for i in range(n)])
+    dataset = PretrainingDataset(pairs, tokenizer, 64)
+    return PretrainingCollator(tokenizer, mlm_probability=0.0)([dataset[i] for i in range(n)])
 
 
 def _masking_stats(ids, masked, labels, tokenizer):
@@ -361,7 +405,7 @@ def test_dataset_truncates_and_collator_pads_and_masks(tokenizer):
     data = PretrainingDataset(pairs, tokenizer, max_len=24)
     first = data[0]
     assert len(first["input_ids"]) == 24 and first["input_ids"][0] == tokenizer.cls_token_id
-    assert first["input_ids"].count(tokenizer.sep_token_id) == 2 and first["token_type_ids"][-1] == 1
+    assert list(first["input_ids"]).count(tokenizer.sep_token_id) == 2 and first["token_type_ids"][-1] == 1
     batch = PretrainingCollator(tokenizer, seed=0)([data[0], data[1]])
     assert set(batch) <= set(inspect.signature(BertForPreTraining.forward).parameters)
     n_second = len(data[1]["input_ids"])
