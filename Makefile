@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.ptcourse-installed
 
-.PHONY: setup lab test exercises links benchmark prefetch clean
+.PHONY: setup lab test exercises links benchmark prefetch doctor clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "The course needs Python 3.10 or newer; found " + sys.version.split()[0] + ". Run: make PYTHON=python3.12 ...")'
@@ -26,11 +26,14 @@ test: setup  ## run the unit tests and every notebook (fast profile, offline)
 exercises: setup  ## regenerate exercises/ from solutions/
 	$(BIN)/python scripts/make_exercises.py
 
-links: setup  ## rewrite the Colab / Binder links from pyproject.toml (REPO=https://github.com/you/fork to retarget)
-	$(BIN)/python scripts/sync_links.py $(if $(REPO),--repo $(REPO))
+links: setup  ## rewrite the Colab / Binder links from pyproject.toml (retarget: REPO=https://github.com/you/fork BRANCH=main)
+	$(BIN)/python scripts/sync_links.py $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
 
-prefetch: setup  ## download every dataset into the cache, e.g. before a class
-	$(BIN)/python -m ptcourse.data
+prefetch: setup  ## download and verify every dataset and pretrained model, e.g. before a class
+	$(BIN)/python -m ptcourse prefetch
+
+doctor: setup  ## check this machine: versions, device, caches, network, profile, run-time estimates
+	$(BIN)/python -m ptcourse doctor
 
 benchmark: setup  ## compare fit() with a hand-written loop
 	$(BIN)/python benchmarks/training_loop.py

@@ -86,7 +86,7 @@ def pretraining_recipe() -> PretrainingRecipe:
     return by_profile(
         fast=PretrainingRecipe(vocab_size=2000, max_len=64, hidden_size=64, num_layers=2, num_heads=2,
                                intermediate_size=256, max_documents=None, n_pairs=3200, n_held_out_pairs=512,
-                               epochs=2, batch_size=8, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.06,
+                               epochs=3, batch_size=8, grad_accum_steps=1, lr=2e-3, warmup_fraction=0.06,
                                dropout=0.0),
         standard=PretrainingRecipe(vocab_size=4000, max_len=128, hidden_size=128, num_layers=4, num_heads=2,
                                    intermediate_size=512, max_documents=None, n_pairs=12000,
@@ -130,7 +130,8 @@ def prepare_data(recipe: PretrainingRecipe | None = None,
     train_set = PretrainingDataset(train_pairs, tokenizer, recipe.max_len)
     held_out_set = PretrainingDataset(held_pairs, tokenizer, recipe.max_len)
     collate = PretrainingCollator(tokenizer, recipe.mlm_probability, seed=recipe.seed + 1)
-    batches = list(DataLoader(held_out_set, batch_size=4 * recipe.batch_size, collate_fn=collate))
+    by_length = sorted(range(len(held_out_set)), key=held_out_set.lengths().__getitem__)  # little padding
+    batches = list(DataLoader(held_out_set, batch_size=4 * recipe.batch_size, sampler=by_length, collate_fn=collate))
     return PretrainingData(train_corpus, held_out_corpus, tokenizer, train_set, held_out_set, batches)
 
 
@@ -238,12 +239,20 @@ def make_optimizer(model: Any, recipe: PretrainingRecipe, steps: int) -> tuple[t
 
 
 def train_loader(data: PretrainingData, recipe: PretrainingRecipe) -> DataLoader:
-    """Shuffled training batches, masked afresh each time (dynamic masking); shuffling seeded by the recipe."""
+    """Shuffled batches of pairs of similar length, masked afresh each time (dynamic masking).
+
+    ``LengthGroupedSampler`` (what ``Trainer(group_by_length=True)`` uses) shuffles the pairs,
+    then sorts groups of 50 batches by length, so a batch wastes little compute on padding.
+    The shuffling is seeded by the recipe.
+    """
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
     collate = PretrainingCollator(data.tokenizer, recipe.mlm_probability)
+    sampler = LengthGroupedSampler(recipe.batch_size, lengths=data.train_set.lengths(),
+                                   generator=torch.Generator().manual_seed(recipe.seed))
     workers = 2 if torch.cuda.is_available() else 0
-    return DataLoader(data.train_set, batch_size=recipe.batch_size, shuffle=True, collate_fn=collate,
-                      generator=torch.Generator().manual_seed(recipe.seed), num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    return DataLoader(data.train_set, batch_size=recipe.batch_size, sampler=sampler, collate_fn=collate,
+                      num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
 
 def optimizer_steps(loader: DataLoader, recipe: PretrainingRecipe) -> int:

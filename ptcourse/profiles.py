@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def profile() -> str:
-    """Return the profile in force: ``"fast"``, ``"standard"`` or ``"full"``.
+    """Return the profile in force: ``"fast"``, ``"standard"`` or ``"full"`` (chapter 00).
 
     Usage: ``print(ptcourse.profile())``
     """
@@ -35,13 +35,14 @@ def profile() -> str:
     if name not in PROFILES:
         raise ValueError(
             f"PTCOURSE_PROFILE={name!r} is not a profile; expected one of "
-            f"{', '.join(PROFILES)} or auto"
+            f"{', '.join(PROFILES)} or auto. Fix it with %env PTCOURSE_PROFILE=standard "
+            "in the notebook, or unset it (the default is auto)."
         )
     return name
 
 
 def by_profile(*, fast: T, standard: T, full: T) -> T:
-    """Return the value given for the profile in force.
+    """Return the value given for the profile in force (chapter 00).
 
     Usage: ``n_train = by_profile(fast=500, standard=10_000, full=60_000)``
     """
@@ -49,7 +50,10 @@ def by_profile(*, fast: T, standard: T, full: T) -> T:
 
 
 def describe() -> str:
-    """One line naming the profile in force and how to change it."""
+    """One line naming the profile in force and how to change it (chapter 00).
+
+    Usage: ``print(ptcourse.profiles.describe())``
+    """
     return (
         f"Profile: {profile()} (set PTCOURSE_PROFILE=fast|standard|full|auto "
         "before starting Jupyter to change it)"

@@ -12,19 +12,20 @@ from __future__ import annotations
 import os
 import random
 
+from ptcourse import _checks
+
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and torch (CPU and every GPU).
+    """Seed Python, NumPy and torch (CPU and every GPU) (chapter 00).
 
     With ``deterministic=True`` torch also uses deterministic algorithms (slower on
     GPU; raises if an operation has no deterministic implementation).
 
     Usage: ``seed_everything(42)``
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = _checks.seed(seed)
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be True or False, got {deterministic!r}")
     import numpy as np
     import torch
 

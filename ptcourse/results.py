@@ -118,9 +118,14 @@ def record_result(
     from ptcourse.profiles import profile
 
     _check_chapter(chapter)
+    if not isinstance(notes, str):
+        raise TypeError(f"notes must be a string, got {type(notes).__name__}")
+    if device is not None and not (isinstance(device, str) and device.strip()) and type(device).__name__ != "device":
+        raise TypeError(f"device must be None, a string such as 'cuda:0' or a torch.device, got {device!r}")
     vals = _check_values(values)
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or seconds < 0):
-        raise ValueError(f"seconds must be a non-negative number or None, got {seconds!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real)
+                                or not 0 <= seconds < math.inf):
+        raise ValueError(f"seconds must be a finite, non-negative number or None, got {seconds!r}")
     at = _check_at(at)
     if device is None:
         from ptcourse.device import get_device
@@ -164,6 +169,10 @@ def load_results(profile: str | None = None):
     """
     import pandas as pd
 
+    from ptcourse.profiles import PROFILES
+
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"profile must be None or one of {', '.join(PROFILES)}, got {profile!r}")
     columns = ["chapter", "experiment", "metric", "at", "profile", "dataset", "mean", "std", "seeds",
                "values", "seconds", "device", "notes", "recorded"]
     folder = results_dir()
@@ -177,10 +186,16 @@ def load_results(profile: str | None = None):
 
 
 def summarise(table) -> Any:
-    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns.
+    """The table with a readable ``mean ± std (n seeds)`` column and fewer columns (chapter 09).
 
     Usage: ``summarise(load_results())``
     """
+    import pandas as pd
+
+    needed = ["chapter", "experiment", "metric", "at", "mean", "std", "seeds", "dataset", "profile", "device", "seconds"]
+    if not isinstance(table, pd.DataFrame) or any(c not in table.columns for c in needed):
+        raise TypeError(f"table must be the DataFrame that load_results() returns (columns {needed}), "
+                        f"got {type(table).__name__}")
     shown = table.copy()
     shown["result"] = [
         f"{m:.3f} ± {s:.3f} ({n} seed{'s' * (n != 1)})" for m, s, n in zip(shown["mean"], shown["std"], shown["seeds"])

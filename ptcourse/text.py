@@ -547,6 +547,10 @@ class PretrainingDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return {k: v[i] for k, v in self.encoded.items()}
 
+    def lengths(self) -> list[int]:
+        """The number of tokens of every pair (for batching pairs of similar length)."""
+        return [len(ids) for ids in self.encoded["input_ids"]]
+
 
 class PretrainingCollator:
     """Pads a list of :class:`PretrainingDataset` items into a batch and masks it with :func:`mask_tokens`.

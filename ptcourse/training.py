@@ -1,4 +1,4 @@
-"""The training loop every chapter uses: ``fit`` and ``evaluate``.
+"""The training loop every chapter uses: ``fit``, and ``evaluate`` (chapter 01).
 
 Usage::
 
@@ -8,151 +8,195 @@ Usage::
     history.plot(x="epoch", y=["train_loss", "val_loss"])
     evaluate(model, test_loader, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})
 
-A batch is a tuple ``(inputs..., target)`` or a dict (Hugging Face style). The loss is
-read from, in order: ``loss_fn(model(*inputs), target)`` when ``loss_fn`` is given,
-``model(**batch).loss`` for dict batches, or ``model(*batch)`` itself. For a dict batch
-the "target" handed to ``loss_fn`` and to every metric is the whole batch dict (so a
-metric can read ``batch["labels"]``, ``batch["next_sentence_label"]``, ...). A loss may be a
-tensor, an object with ``.loss``, or a dict of named losses (multi-task): the total
-is ``losses["loss"]`` if present, else the sum, and every name is logged.
+Read it in this order: :func:`train_one_epoch` is chapter 01's hand-written loop (forward,
+loss, backward, step, zero_grad) with gradient accumulation; :func:`optimizer_step` is the
+step (with clipping and the scheduler); :func:`fit` runs epochs around them, with
+validation, early stopping, checkpoints and the history table. How batches become losses
+is in :mod:`ptcourse.batches`; checkpoints in :mod:`ptcourse.checkpoints`; the loss check,
+early stopping and the live plot in :mod:`ptcourse.callbacks`.
 """
 
 from __future__ import annotations
 
-import math
-import random
+import numbers
 import time
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import nullcontext
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from ptcourse.device import get_device
+from ptcourse import _checks
+from ptcourse.batches import Meter, accumulation_groups, batch_size, compute_losses, to_device
+from ptcourse.callbacks import EarlyStopping, LivePlot, LossCheck
+from ptcourse.checkpoints import check_writable, load_checkpoint, restore, rng_state, save_checkpoint
+from ptcourse.device import amp_dtype, as_device, get_device
 
-Metric = Callable[[Any, torch.Tensor], float]
+__all__ = ["accuracy", "evaluate", "fit", "optimizer_step", "set_train_mode", "train_one_epoch", "TrainingRun"]
+
+Metric = Callable[[Any, Any], float]
+Plateau = torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
-def accuracy(outputs: Any, targets: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max over the last dimension equals the target.
+def accuracy(outputs: Any, targets: Any) -> float:
+    """Fraction of rows whose predicted class equals the target (chapter 01).
 
-    Targets equal to -100 (PyTorch's and Hugging Face's "ignore" label) are skipped.
-    ``targets`` may also be a dict batch (Hugging Face style); its ``"labels"`` are used.
+    The prediction is the arg-max over the last dimension; with a single logit per row
+    (a binary classifier trained with ``BCEWithLogitsLoss``) it is ``logit > 0``. Targets
+    equal to -100 (PyTorch's and Hugging Face's "ignore" label) are skipped. ``targets`` may
+    be a dict batch (Hugging Face style); its ``"labels"`` are used.
 
     Usage: ``fit(..., metrics={"acc": accuracy})``
     """
     if isinstance(targets, Mapping):
+        if "labels" not in targets:
+            raise KeyError(f"accuracy reads batch['labels'], but the batch has only {list(targets)}")
         targets = targets["labels"]
     logits = getattr(outputs, "logits", outputs)
-    keep = targets != -100  # the "ignore" label of masked-token tasks
-    return (logits.argmax(dim=-1) == targets)[keep].float().mean().item()
-
-
-# ---------------------------------------------------------------- batches and losses
-def _to_device(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
-    if isinstance(batch, torch.Tensor):
-        if channels_last and batch.ndim == 4:
-            return batch.to(device, non_blocking=True, memory_format=torch.channels_last)
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(v, device, channels_last) for v in batch)
-    return batch
-
-
-def _forward(model: nn.Module, batch: Any, loss_fn: Callable | None) -> tuple[dict[str, torch.Tensor], Any, Any]:
-    """Run the model on one batch: (named losses incl. "loss", outputs, targets)."""
-    if isinstance(batch, Mapping):
-        targets = batch  # loss_fn and metrics see the whole dict
-        outputs = model(**batch)
-        losses = loss_fn(outputs, targets) if loss_fn is not None else outputs
-    elif isinstance(batch, (tuple, list)):
-        if loss_fn is not None:
-            *inputs, targets = batch
-            outputs = model(*inputs)
-            losses = loss_fn(outputs, targets)
-        else:
-            targets = batch[-1]
-            outputs = losses = model(*batch)
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError("accuracy needs a tensor of logits and a tensor of class indices, got "
+                        f"{type(logits).__name__} and {type(targets).__name__}")
+    if logits.ndim == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"logits must have a class dimension last, got shape {tuple(logits.shape)}")
+    if logits.shape[-1] == 1:  # one logit: a binary classifier
+        predictions = (logits.squeeze(-1) > 0).long()
+        targets = targets.squeeze(-1) if targets.ndim == logits.ndim else targets
     else:
-        raise TypeError(f"a batch must be a tuple, list or dict, got {type(batch).__name__}")
-    return _named_losses(losses), outputs, targets
+        predictions = logits.argmax(dim=-1)
+        if targets.is_floating_point():
+            raise TypeError("targets must be class indices (an integer tensor), got floats; "
+                            "for one-hot targets pass targets.argmax(-1)")
+    if predictions.shape != targets.shape:
+        raise ValueError(f"logits of shape {tuple(logits.shape)} give predictions of shape "
+                         f"{tuple(predictions.shape)}, but the targets have shape {tuple(targets.shape)}")
+    keep = targets != -100  # the "ignore" label of masked-token tasks
+    if not bool(keep.any()):
+        raise ValueError("accuracy of no example: the targets are empty or all -100 (ignored)")
+    classes = max(logits.shape[-1], 2)
+    wrong = (targets < 0) | (targets >= classes)
+    if targets.is_floating_point():
+        wrong |= targets != targets.round()  # a soft (probability) target is not a class
+    if bool((wrong & keep).any()):
+        raise ValueError(f"targets must be class indices 0..{classes - 1} (or -100 to ignore), got "
+                         f"{targets[wrong & keep][0].item():g}: do the labels match the number of logits?")
+    return (predictions == targets)[keep].float().mean().item()
 
 
-def _named_losses(losses: Any) -> dict[str, torch.Tensor]:
-    if isinstance(losses, torch.Tensor):
-        return {"loss": losses}
-    if hasattr(losses, "loss"):  # a Hugging Face ModelOutput
-        if losses.loss is None:
-            raise ValueError(
-                "the model returned no loss: pass the labels in the batch (e.g. "
-                "BertForPreTraining needs both labels and next_sentence_label)"
-            )
-        return {"loss": losses.loss}
-    if isinstance(losses, Mapping):
-        named = {k: v for k, v in losses.items() if isinstance(v, torch.Tensor) and v.ndim == 0}
-        if not named:
-            raise TypeError("the loss dict holds no scalar tensors")
-        if "loss" not in named:
-            named["loss"] = sum(named.values())
-        return named
-    raise TypeError(
-        "could not find a loss: pass loss_fn=..., or make the model return a loss tensor, "
-        "a dict of named losses, or an output with .loss (give a Hugging Face model its labels)"
-    )
+# ---------------------------------------------------------------- one epoch
+@dataclass
+class TrainingRun:
+    """What stays fixed while ``fit`` trains: the model and how each optimizer step is made (chapter 01).
+
+    Usage: ``run = TrainingRun(model, torch.optim.AdamW(model.parameters()), nn.CrossEntropyLoss())``
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable | None = None
+    scheduler: Any = None
+    grad_accum_steps: int = 1
+    max_grad_norm: float | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    autocast: Any = field(default_factory=nullcontext)
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler("cpu", enabled=False))
+    channels_last: bool = False
+    lrs_used: list[float] = field(default_factory=list)  # the rates of the last optimizer step
 
 
-def _autocast(device: torch.device, amp: bool | str) -> tuple[Any, torch.dtype | None]:
-    """The autocast context and dtype for ``amp`` = "auto", True, False, "bf16" or "fp16"."""
-    from ptcourse.device import amp_dtype
+def train_one_epoch(run: TrainingRun, loader: Iterable, epoch: int = 1, bar: Any = None) -> dict[str, float]:
+    """One pass over ``loader``: chapter 01's loop, with gradient accumulation (chapter 01).
 
+    Batches come in groups of ``run.grad_accum_steps``, one optimizer step per group. Each
+    micro-batch's loss is weighted by its share of the group's examples, so the summed
+    gradient is that of the mean loss over all the group's examples (see :func:`fit`).
+    Returns the epoch's training losses, averaged over examples.
+
+    Usage: ``train_one_epoch(TrainingRun(model, optimizer, nn.CrossEntropyLoss()), train_loader)``
+    """
+    if not isinstance(run, TrainingRun):
+        raise TypeError(f"run must be a TrainingRun(model, optimizer, loss_fn, ...), got {type(run).__name__}")
+    set_train_mode(run.model)  # frozen modules stay in eval mode
+    meter, check = Meter(), LossCheck(epoch, fp16=run.scaler.is_enabled())
+    for group in accumulation_groups(loader, run.grad_accum_steps):
+        examples = sum(batch_size(b) for b in group)
+        for batch in group:
+            batch = to_device(batch, run.device, run.channels_last)
+            with run.autocast:
+                losses, _, _ = compute_losses(run.model, batch, run.loss_fn)  # forward and loss
+            check.add(losses["loss"])
+            n = batch_size(batch)
+            loss = losses["loss"] if len(group) == 1 else losses["loss"] * (n / examples)
+            run.scaler.scale(loss).backward()  # backward (the scaler does nothing unless fp16)
+            meter.add(losses, n)
+            if bar is not None:
+                bar.update()
+        optimizer_step(run)  # step and zero_grad
+    check.finish()
+    if meter.count == 0:
+        raise ValueError("the training loader yielded no batches")
+    return meter.means()
+
+
+def optimizer_step(run: TrainingRun) -> None:
+    """Clip, step, zero the gradients and advance the scheduler (chapter 01).
+
+    Clipping and zeroing act on every parameter the *optimizer* holds (which may include
+    parameters kept outside the model, like chapter 02's log-variances). A
+    ``ReduceLROnPlateau`` scheduler is stepped by ``fit`` once per epoch instead.
+
+    Usage: ``loss.backward(); optimizer_step(run)``
+    """
+    optimizer, scaler = run.optimizer, run.scaler
+    if run.max_grad_norm is not None:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, run.max_grad_norm)
+    run.lrs_used = [group["lr"] for group in optimizer.param_groups]
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    if run.scheduler is not None and not isinstance(run.scheduler, Plateau):
+        run.scheduler.step()
+
+
+def set_train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, but every sub-module whose parameters are all frozen goes to eval mode.
+
+    So a frozen backbone stays frozen, statistics included: its BatchNorm running
+    statistics do not change and its dropout is off. A module without parameters (ReLU,
+    ``BatchNorm(affine=False)``) follows its parent. Used by ``fit`` every epoch (chapter 03).
+
+    Usage: ``freeze(model.encoder); set_train_mode(model)  # model.encoder is in eval mode``
+    """
+    _checks.module(model).train()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+    return model
+
+
+def _mixed_precision(device: torch.device, amp: Any) -> tuple[Any, torch.amp.GradScaler]:
+    """The autocast context and gradient scaler for ``amp`` = "auto", True, False, "bf16" or "fp16"."""
     if amp is False:
-        return nullcontext(), None
-    if amp == "auto":
+        dtype = None
+    elif isinstance(amp, str) and amp == "auto":
         dtype = amp_dtype(device)
     elif amp is True:
         dtype = amp_dtype(device) or (torch.float16 if device.type == "mps" else torch.bfloat16)
-    elif amp in ("bf16", "fp16"):
+    elif isinstance(amp, str) and amp in ("bf16", "fp16"):
         dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     else:
         raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}")
-    if dtype is None:
-        return nullcontext(), None
-    return torch.autocast(device_type=device.type, dtype=dtype), dtype
+    context = nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
+    return context, torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
 
 # ---------------------------------------------------------------- evaluation
-class _Meter:
-    """Sums of per-batch values weighted by batch size, kept on the device until read."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Any] = {}
-        self.count = 0
-
-    def add(self, values: Mapping[str, Any], n: int) -> None:
-        for k, v in values.items():
-            if isinstance(v, torch.Tensor):
-                if k in self.sums:
-                    self.sums[k].add_(v.detach(), alpha=n)  # one in-place op, no sync
-                else:
-                    self.sums[k] = v.detach().float() * n
-            else:
-                self.sums[k] = self.sums.get(k, 0.0) + v * n
-        self.count += n
-
-    def means(self) -> dict[str, float]:
-        return {k: float(v) / max(self.count, 1) for k, v in self.sums.items()}
-
-
-def _batch_size(batch: Any) -> int:
-    first = next(iter(batch.values())) if isinstance(batch, Mapping) else batch[0]
-    return len(first)
-
-
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -163,30 +207,50 @@ def evaluate(
     device: torch.device | str | None = None,
     amp: bool | str = "auto",
 ) -> dict[str, float]:
-    """Average losses and metrics of ``model`` over ``loader`` (in eval mode, no grad).
+    """Average losses and metrics of ``model`` over ``loader``, in eval mode, without gradients (chapter 01).
+
+    Averages are over examples (each batch weighted by its size). Every module's train/eval
+    mode is restored afterwards. Each metric gets ``(outputs, targets)`` and returns a number.
 
     Usage: ``evaluate(model, test_loader, loss_fn=nn.CrossEntropyLoss(), metrics={"acc": accuracy})``
     """
-    _check_common(model, loader, metrics)
-    device = torch.device(device) if device is not None else _model_device(model)
-    autocast, _ = _autocast(device, amp)
-    was_training = model.training
+    _check_model_and_loader(model, loader, "loader")
+    _check_metrics(metrics)
+    device = as_device(device) if device is not None else _model_device(model)
+    autocast, _ = _mixed_precision(device, amp)
+    modes = {module: module.training for module in model.modules()}
     model.eval()
-    meter = _Meter()
+    meter = Meter()
     try:
         for batch in loader:
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             with autocast:
-                losses, outputs, targets = _forward(model, batch, loss_fn)
+                losses, outputs, targets = compute_losses(model, batch, loss_fn)
             values: dict[str, Any] = dict(losses)
-            for name, fn in (metrics or {}).items():
-                values[name] = fn(outputs, targets)
-            meter.add(values, _batch_size(batch))
+            for name, metric in (metrics or {}).items():
+                if name in losses:
+                    raise ValueError(f"metric {name!r} has the name of a loss, so one would hide the other in "
+                                     "the history: rename the metric")
+                values[name] = _metric_value(metric(outputs, targets), name)
+            meter.add(values, batch_size(batch))
     finally:
-        model.train(was_training)
+        for module, mode in modes.items():
+            module.training = mode
     if meter.count == 0:
         raise ValueError("the loader yielded no batches")
     return meter.means()
+
+
+def _metric_value(value: Any, name: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        is_number = value.ndim == 0 and not value.is_complex() and value.dtype != torch.bool
+    else:
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not is_number:
+        what = f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}" if isinstance(value, torch.Tensor) \
+            else type(value).__name__
+        raise TypeError(f"metric {name!r} must return a number (a real one, or a 0-d tensor), got {what}")
+    return value
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -194,125 +258,19 @@ def _model_device(model: nn.Module) -> torch.device:
     return param.device if param is not None else get_device()
 
 
-def _check_common(model: Any, loader: Any, metrics: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(loader, Iterable):
-        raise TypeError(f"the loader must be iterable (a DataLoader or DeviceLoader), got {type(loader).__name__}")
-    if metrics is not None and (
-        not isinstance(metrics, Mapping) or not all(callable(f) for f in metrics.values())
-    ):
-        raise TypeError("metrics must be a dict of name -> function(outputs, targets) -> float")
+def _check_model_and_loader(model: Any, loader: Any, name: str) -> None:
+    _checks.module(model)
+    if isinstance(loader, torch.Tensor) or not isinstance(loader, Iterable):
+        raise TypeError(f"{name} must yield batches (a DataLoader, a DeviceLoader or a list of batches), "
+                        f"got {type(loader).__name__}")
+    if _len_or_none(loader) == 0:
+        raise ValueError(f"{name} is empty: it yields no batches")
 
 
-# ---------------------------------------------------------------- checkpoints
-def _rng_state() -> dict[str, Any]:
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    if torch.backends.mps.is_available():
-        state["mps"] = torch.mps.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if "mps" in state and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(state["mps"])
-
-
-def _save_checkpoint(path: Path, **parts: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(parts, tmp)
-    tmp.replace(path)  # atomic: an interruption never leaves half a checkpoint
-
-
-# ---------------------------------------------------------------- live plot
-class _LivePlot:
-    """Redraws the loss curves in a notebook after every epoch (no-op elsewhere)."""
-
-    def __init__(self) -> None:
-        self.handle = None
-        try:
-            from IPython import get_ipython
-
-            self.enabled = get_ipython() is not None and "IPKernelApp" in get_ipython().config
-        except ImportError:
-            self.enabled = False
-
-    def update(self, rows: list[dict[str, float]]) -> None:
-        if not self.enabled:
-            return
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-
-        from ptcourse.plots import plot_history
-
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        cols = [c for c in rows[0] if c.endswith("loss")]
-        plot_history(rows, columns=cols, ax=ax)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
-        plt.close(fig)
-
-
-# ---------------------------------------------------------------- early stopping
-class _EarlyStopping:
-    """Tracks the best value of ``monitor``, the epochs since, and the best weights."""
-
-    def __init__(self, monitor: str, mode: str, patience: int | None, restore_best: bool) -> None:
-        self.monitor, self.patience, self.restore_best = monitor, patience, restore_best
-        self.minimise = "loss" in monitor if mode == "auto" else mode == "min"
-        self.best: float | None = None
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.bad_epochs, self.stopped = 0, False
-
-    def require(self, row: Mapping[str, float]) -> str:
-        if self.monitor not in row:
-            raise KeyError(f"monitor={self.monitor!r} is not in the history columns {list(row)}")
-        return self.monitor
-
-    def update(self, row: Mapping[str, float], model: nn.Module) -> None:
-        if self.patience is None:
-            if self.monitor in row:
-                self._record(row[self.monitor], None)
-            return
-        self._record(row[self.require(row)], model)
-        self.stopped = self.bad_epochs >= self.patience
-
-    def _record(self, value: float, model: nn.Module | None) -> None:
-        improved = not math.isnan(value) and (
-            self.best is None or math.isnan(self.best)
-            or (value < self.best if self.minimise else value > self.best)
-        )
-        if improved:
-            self.best, self.bad_epochs = value, 0
-            if model is not None and self.restore_best:
-                self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            self.bad_epochs += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_state": self.best_state, "bad_epochs": self.bad_epochs,
-                "stopped": self.stopped}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.best, self.best_state = state["best"], state["best_state"]
-        self.bad_epochs, self.stopped = state["bad_epochs"], state["stopped"]
+def _check_metrics(metrics: Any) -> None:
+    if metrics is not None and (not isinstance(metrics, Mapping) or not all(
+            isinstance(k, str) and callable(f) for k, f in metrics.items())):
+        raise TypeError("metrics must be a dict of name -> function(outputs, targets) -> number")
 
 
 def _len_or_none(loader: Any) -> int | None:
@@ -335,15 +293,12 @@ def fit(
     val_loader: Iterable | None = None,
     metrics: Mapping[str, Metric] | None = None,
     scheduler: Any = None,
-    scheduler_interval: str = "step",
     grad_accum_steps: int = 1,
     max_grad_norm: float | None = None,
     amp: bool | str = "auto",
     device: torch.device | str | None = None,
     early_stopping_patience: int | None = None,
     monitor: str = "val_loss",
-    mode: str = "auto",
-    restore_best: bool = True,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -351,163 +306,211 @@ def fit(
     channels_last: bool = False,
     compile: bool | dict = False,
 ):
-    """Train ``model`` and return its history: a pandas DataFrame with one row per epoch.
+    """Train ``model`` and return its history: a pandas DataFrame with one row per epoch (chapter 01).
+
+    Columns: ``epoch``, ``train_<loss>`` and ``val_<loss>`` for every named loss,
+    ``val_<metric>``, the learning rate (``lr``, or ``lr_<group name>`` per parameter group
+    when there are several: the rate of the epoch's last optimizer step) and ``seconds``.
 
     - ``optimizer`` defaults to ``AdamW(model.parameters(), lr=lr)``.
-    - ``scheduler`` is stepped after every optimizer step (``scheduler_interval="step"``)
-      or once per epoch (``"epoch"``).
-    - ``grad_accum_steps=k`` sums the gradients of k micro-batches before each step
-      (each loss is divided by k, so with equal micro-batches the step equals one
-      k-times larger batch; a shorter last group is divided by its own size).
-    - ``max_grad_norm`` clips the global gradient norm.
+    - ``scheduler`` is stepped after every optimizer step (e.g.
+      ``transformers.get_linear_schedule_with_warmup``; count its steps in optimizer steps:
+      ``ceil(len(train_loader) / grad_accum_steps)`` per epoch). A ``ReduceLROnPlateau`` is
+      stepped once per epoch with the value of ``monitor`` (create it with ``mode="max"`` for
+      a metric such as ``val_acc``).
+    - ``grad_accum_steps=k`` sums the gradients of k micro-batches before each step, each
+      loss weighted by its share of the group's examples. For a loss that is a mean over
+      the batch's examples, the step then equals one step on the k micro-batches joined
+      together, whatever their sizes (a short last group included). A loss that is not a
+      per-example mean (e.g. a masked-token loss averaged over a varying number of masked
+      tokens) is still weighted per example, so the equality is approximate. BatchNorm
+      breaks it too: it normalises each micro-batch with that micro-batch's statistics.
+    - ``max_grad_norm`` clips the global norm of the gradients the optimizer holds.
     - ``amp``: "auto" (bf16 autocast on CUDA GPUs that support it, fp16 with a gradient
       scaler on older ones, off on CPU and MPS), True, False, "bf16" or "fp16".
-    - ``early_stopping_patience=n`` stops after n epochs without improvement of
-      ``monitor``; ``mode`` is "min", "max" or "auto" (min for names containing "loss",
-      else max). With ``restore_best`` the model ends with the weights of its best epoch.
-      A ``ReduceLROnPlateau`` scheduler (``scheduler_interval="epoch"``) also follows ``monitor``.
+    - A NaN or infinite training loss stops training with ``FloatingPointError`` naming the
+      epoch and batch (checked every 100 batches: the loop itself never makes the GPU wait
+      at a step); under fp16 the gradient scaler, which reads one value per step, skips such
+      steps and ``fit`` warns.
+    - Frozen modules stay frozen: each epoch starts with ``model.train()``, then every
+      sub-module whose parameters all have ``requires_grad=False`` is put in eval mode, so
+      its BatchNorm statistics do not change and its dropout is off. A parameter-free
+      ``BatchNorm(affine=False)`` follows its parent: freeze the block that contains it, or
+      override your model's ``train()`` to call ``.eval()`` on it.
+    - ``early_stopping_patience=n`` stops after n epochs without improvement of ``monitor``
+      (minimised when its name contains "loss", else maximised) and gives the model back the
+      weights of its best epoch.
     - ``channels_last=True`` stores CNN weights and image batches channels-last (faster
       convolutions on GPUs); ``compile=True`` (or a dict of ``torch.compile`` options)
       compiles the model first.
-    - ``checkpoint_path`` saves everything needed for an exact resume at the end of
-      every epoch; ``resume=True`` continues from it if it exists.
+    - ``checkpoint_path`` saves everything needed for an exact resume at the end of every
+      epoch (the folder is checked to be writable before training); ``resume=True``
+      continues from it if it exists.
 
     Usage: ``history = fit(model, train_loader, epochs=5, loss_fn=nn.CrossEntropyLoss())``
     """
     import pandas as pd
 
-    _check_common(model, train_loader, metrics)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if isinstance(grad_accum_steps, bool) or not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
-        raise ValueError(f"grad_accum_steps must be a positive int, got {grad_accum_steps!r}")
-    if max_grad_norm is not None and not max_grad_norm > 0:
-        raise ValueError(f"max_grad_norm must be positive or None, got {max_grad_norm!r}")
-    if scheduler_interval not in ("step", "epoch"):
-        raise ValueError(f"scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
-    if early_stopping_patience is not None and (
-        isinstance(early_stopping_patience, bool) or not isinstance(early_stopping_patience, int)
-        or early_stopping_patience < 1
-    ):
-        raise ValueError(f"early_stopping_patience must be a positive int or None, got {early_stopping_patience!r}")
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if monitor.startswith("val_") and val_loader is None and early_stopping_patience is not None:
-        raise ValueError(f"early stopping on {monitor!r} needs a val_loader")
-    if resume and checkpoint_path is None:
-        raise ValueError("resume=True needs a checkpoint_path")
-    if loss_fn is not None and not callable(loss_fn):
-        raise TypeError("loss_fn must be callable, e.g. nn.CrossEntropyLoss()")
-
-    if optimizer is None:
-        if scheduler is not None:
-            raise ValueError("a scheduler needs the optimizer it wraps: pass optimizer=... as well")
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    elif scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
-        raise ValueError("the scheduler must wrap the optimizer passed to fit")
-
-    device = torch.device(device) if device is not None else get_device()
+    _check_arguments(locals())
+    device = as_device(device) if device is not None else get_device()
+    optimizer = _optimizer(model, optimizer, lr, scheduler)
     model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    autocast, scaler = _mixed_precision(device, amp)
     net = torch.compile(model, **(compile if isinstance(compile, dict) else {})) if compile else model
-    autocast, amp_type = _autocast(device, amp)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_type == torch.float16)
-    stopper = _EarlyStopping(monitor, mode, early_stopping_patience, restore_best)
-
+    run = TrainingRun(net, optimizer, loss_fn, scheduler, grad_accum_steps, max_grad_norm, device, autocast,
+                      scaler, channels_last)
+    stopper = EarlyStopping(monitor, early_stopping_patience)
+    path = check_writable(checkpoint_path) if checkpoint_path is not None else None
     rows: list[dict[str, float]] = []
-    start_epoch = 0
-    path = Path(checkpoint_path) if checkpoint_path is not None else None
     if resume and path.exists():
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt["scheduler"] is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler.is_enabled() and ckpt["scaler"]:
-            scaler.load_state_dict(ckpt["scaler"])
-        _set_rng_state(ckpt["rng"])
-        start_epoch, rows = ckpt["epoch"], list(ckpt["history"])
+        ckpt = load_checkpoint(path, epochs)
+        restore(ckpt, path, model, optimizer, scheduler, scaler)
         stopper.load_state_dict(ckpt["early_stopping"])
-
-    def optimizer_step() -> None:
-        if max_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        model.zero_grad(set_to_none=True)
-        if scheduler is not None and scheduler_interval == "step":
-            scheduler.step()
-
-    n_batches = _len_or_none(train_loader)
-    bar = None
-    if progress and not stopper.stopped:
-        from tqdm.auto import tqdm
-
-        total = n_batches * (epochs - start_epoch) if n_batches is not None else None
-        bar = tqdm(total=total, desc="fit", unit="batch", leave=False)
-    live = _LivePlot() if live_plot else None
-    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    if device.type == "cuda":  # TF32 tensor cores on Ampere and later, for this run only
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        rows = list(ckpt["history"])
+    bar = _progress_bar(progress and not stopper.stopped, train_loader, epochs - len(rows))
+    live = LivePlot() if live_plot else None
     try:
-        for epoch in range(start_epoch, epochs):
-            if stopper.stopped:
-                break
-            t0 = time.perf_counter()
-            model.train()
-            model.zero_grad(set_to_none=True)
-            meter = _Meter()
-            for i, batch in enumerate(train_loader):
-                batch = _to_device(batch, device, channels_last)
-                with autocast:
-                    losses, _, _ = _forward(net, batch, loss_fn)
-                # each micro-batch's share of the step: 1/k, or 1/r for a last group of r < k
-                group_start = i - i % grad_accum_steps
-                group = grad_accum_steps if n_batches is None else min(grad_accum_steps, n_batches - group_start)
-                scaler.scale(losses["loss"] if group == 1 else losses["loss"] / group).backward()
-                meter.add(losses, _batch_size(batch))
-                if (i + 1) % grad_accum_steps == 0 or i + 1 == n_batches:
-                    optimizer_step()
-                if bar is not None:
-                    bar.update()
-            if meter.count == 0:
-                raise ValueError("the training loader yielded no batches")
-            if any(p.grad is not None for g in optimizer.param_groups for p in g["params"]):
-                optimizer_step()  # a loader of unknown length ended inside a group
-
-            row: dict[str, float] = {"epoch": epoch + 1}
-            row.update({f"train_{k}": v for k, v in meter.means().items()})
-            if val_loader is not None:
-                val = evaluate(net, val_loader, loss_fn=loss_fn, metrics=metrics, device=device, amp=amp)
-                row.update({f"val_{k}": v for k, v in val.items()})
-            row["lr"] = optimizer.param_groups[0]["lr"]
-            row["seconds"] = time.perf_counter() - t0
-            rows.append(row)
-            if scheduler is not None and scheduler_interval == "epoch":
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(row[stopper.require(row)])
-                else:
-                    scheduler.step()
-            stopper.update(row, model)
-            if bar is not None:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", monitor)})
-            if live is not None:
-                live.update(rows)
-            if path is not None:
-                _save_checkpoint(
-                    path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                    scheduler=scheduler.state_dict() if scheduler is not None else None,
-                    scaler=scaler.state_dict(), rng=_rng_state(), epoch=epoch + 1, history=rows,
-                    early_stopping=stopper.state_dict(),
-                )
+        with _tf32_on_cuda(device):
+            for epoch in range(len(rows) + 1, epochs + 1):
+                if stopper.stopped:
+                    break
+                start = time.perf_counter()
+                row = {"epoch": epoch, **_prefixed("train_", train_one_epoch(run, train_loader, epoch, bar))}
+                if val_loader is not None:
+                    val = evaluate(net, val_loader, loss_fn=loss_fn, metrics=metrics, device=device, amp=amp)
+                    row.update(_prefixed("val_", val))
+                row.update(_lr_columns(optimizer, run.lrs_used), seconds=time.perf_counter() - start)
+                rows.append(row)
+                _end_of_epoch(run, row, stopper, bar, live, rows, model)
+                if path is not None:
+                    save_checkpoint(
+                        path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        optimizer_class=type(optimizer).__name__, scaler=scaler.state_dict(), rng=rng_state(),
+                        scheduler=scheduler.state_dict() if scheduler is not None else None,
+                        scheduler_class=type(scheduler).__name__ if scheduler is not None else None,
+                        epoch=epoch, history=rows, early_stopping=stopper.state_dict())
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
         if bar is not None:
             bar.close()
-
-    if stopper.best_state is not None:  # early stopping: keep the weights of the best epoch
-        model.load_state_dict(stopper.best_state)
+    stopper.restore_best(model)
     history = pd.DataFrame(rows)
     history.attrs["best_" + monitor] = stopper.best
     history.attrs["stopped_early"] = stopper.stopped
     return history
+
+
+def _end_of_epoch(run: TrainingRun, row: dict, stopper: EarlyStopping, bar: Any, live: Any, rows: list,
+                  model: nn.Module) -> None:
+    """A plateau scheduler's step, early stopping, the progress bar's text, the live plot."""
+    if isinstance(run.scheduler, Plateau):
+        run.scheduler.step(stopper.value(row))
+    stopper.update(row, model)
+    if bar is not None:
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("train_loss", "val_loss", stopper.monitor)})
+    if live is not None:
+        live.update(rows)
+
+
+def _prefixed(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
+    return {prefix + k: v for k, v in values.items()}
+
+
+def _lr_columns(optimizer: torch.optim.Optimizer, lrs_used: list[Any]) -> dict[str, float]:
+    """``{"lr": rate}`` for one parameter group, else ``{"lr_<group name or index>": rate}``."""
+    if len(lrs_used) == 1:
+        return {"lr": float(lrs_used[0])}
+    names = [str(group.get("name", i)) for i, group in enumerate(optimizer.param_groups)]
+    if len(set(names)) < len(names):  # two groups with one name: number them all
+        names = [str(i) for i in range(len(names))]
+    return {f"lr_{name}": float(lr) for name, lr in zip(names, lrs_used)}
+
+
+def _progress_bar(enabled: bool, loader: Iterable, epochs_left: int) -> Any:
+    if not enabled or epochs_left <= 0:
+        return None
+    from tqdm.auto import tqdm
+
+    per_epoch = _len_or_none(loader)
+    return tqdm(total=per_epoch * epochs_left if per_epoch is not None else None, desc="fit", unit="batch",
+                leave=False)
+
+
+@contextmanager
+def _tf32_on_cuda(device: torch.device):
+    """TF32 tensor cores (Ampere and later) for this run only: float32 matmuls at bf16 speed."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _optimizer(model: nn.Module, optimizer: Any, lr: float, scheduler: Any) -> torch.optim.Optimizer:
+    """The optimizer to use (AdamW by default), checked against the model and the scheduler."""
+    if optimizer is None:
+        if scheduler is not None:
+            raise ValueError("a scheduler needs the optimizer it wraps: pass optimizer=... as well")
+        if next(model.parameters(), None) is None:
+            raise ValueError("the model has no parameters to train")
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    elif lr != 1e-3:
+        raise ValueError("lr is not used when you pass an optimizer: set the learning rate in the optimizer")
+    if scheduler is not None and getattr(scheduler, "optimizer", None) is not optimizer:
+        raise ValueError("the scheduler must wrap the optimizer passed to fit")
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(p.requires_grad for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("every parameter the optimizer holds is frozen (requires_grad=False): nothing "
+                         "would train. Unfreeze some (ptcourse.finetune.unfreeze) or build the optimizer "
+                         "from the trainable ones")
+    left_out = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
+    if left_out:
+        warnings.warn(f"{len(left_out)} trainable parameter tensor(s) of the model are not in the optimizer "
+                      f"({_checks.examples(left_out)}): they get gradients but never change. Freeze them "
+                      "(ptcourse.finetune.freeze) or add them to the optimizer", UserWarning, stacklevel=3)
+    return optimizer
+
+
+def _check_arguments(args: Mapping[str, Any]) -> None:
+    """Check ``fit``'s arguments (its ``locals()``), each with a message that says what is expected."""
+    _check_model_and_loader(args["model"], args["train_loader"], "train_loader")
+    if args["val_loader"] is not None:
+        _check_model_and_loader(args["model"], args["val_loader"], "val_loader")
+    _check_metrics(args["metrics"])
+    _checks.positive_int(args["epochs"], "epochs")
+    _checks.positive_int(args["grad_accum_steps"], "grad_accum_steps")
+    _checks.positive_int(args["early_stopping_patience"], "early_stopping_patience", allow_none=True)
+    for name in ("train_loader", "val_loader"):
+        if isinstance(args[name], Iterator) and args["epochs"] > 1:
+            raise TypeError(f"{name} is an iterator (a generator?), used up after one pass: epoch 2 would get no "
+                            "batches. Pass a list of batches or a DataLoader")
+    if args["metrics"] and args["val_loader"] is None:
+        raise ValueError("metrics are computed on the validation set: pass val_loader=... as well (or score any "
+                         "loader after training with evaluate(model, loader, metrics=...))")
+    _checks.finite_number(args["lr"], "lr", low=0, strict=True)
+    if args["max_grad_norm"] is not None:
+        _checks.finite_number(args["max_grad_norm"], "max_grad_norm", low=0, strict=True)
+    if args["loss_fn"] is not None and not callable(args["loss_fn"]):
+        raise TypeError("loss_fn must be callable, e.g. nn.CrossEntropyLoss()")
+    for name in ("resume", "progress", "live_plot", "channels_last"):
+        if not isinstance(args[name], bool):
+            raise TypeError(f"{name} must be True or False, got {args[name]!r}")
+    if not isinstance(args["compile"], (bool, dict)):
+        raise TypeError(f"compile must be True, False or a dict of torch.compile options, got {args['compile']!r}")
+    monitor = args["monitor"]
+    if not isinstance(monitor, str) or not monitor.startswith(("train_", "val_")):
+        raise ValueError(f"monitor must name a history column such as 'val_loss' or 'val_acc', got {monitor!r}")
+    plateau = args["scheduler"] if isinstance(args["scheduler"], Plateau) else None
+    if monitor.startswith("val_") and args["val_loader"] is None and (
+            args["early_stopping_patience"] is not None or plateau is not None):
+        raise ValueError(f"early stopping or ReduceLROnPlateau on {monitor!r} needs a val_loader")
+    want = "min" if EarlyStopping(monitor, None).minimise else "max"
+    if plateau is not None and plateau.mode != want:
+        raise ValueError(f"ReduceLROnPlateau(mode={plateau.mode!r}) would lower the rate whenever {monitor!r} "
+                         f"improves: fit {want}imises it (see early_stopping_patience), so create the scheduler "
+                         f"with mode={want!r}")
+    if args["resume"] and args["checkpoint_path"] is None:
+        raise ValueError("resume=True needs a checkpoint_path")

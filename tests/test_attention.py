@@ -10,6 +10,7 @@ import itertools
 import math
 import zlib
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -327,50 +328,133 @@ def test_encoder_stack_shapes_padding_and_causality(positional):
     assert hidden.shape == (3, 9, 16)
 
 
-# ---------------------------------------------------------------- clear errors
-def test_errors_are_clear():
-    q = torch.randn(2, 4, 8)
-    with pytest.raises(ValueError, match="divide d_model"):
-        MultiHeadAttention(10, 3)
-    with pytest.raises(ValueError, match="same feature size"):
-        scaled_dot_product_attention(q, torch.randn(2, 4, 6), torch.randn(2, 4, 6))
-    with pytest.raises(ValueError, match="same number of positions"):
-        scaled_dot_product_attention(q, q, torch.randn(2, 5, 8))
-    with pytest.raises(ValueError, match="leading"):
-        scaled_dot_product_attention(q, torch.randn(3, 4, 8), torch.randn(3, 4, 8))
-    with pytest.raises(TypeError, match="torch.Tensor"):
-        scaled_dot_product_attention(q.tolist(), q, q)
-    with pytest.raises(TypeError, match="floating-point"):
-        scaled_dot_product_attention(q.long(), q, q)
-    with pytest.raises(ValueError, match=r"shape \(batch, key_length\) = \(2, 4\)"):
-        scaled_dot_product_attention(q, q, q, key_padding_mask=torch.zeros(2, 5, dtype=torch.bool))
-    with pytest.raises(TypeError, match="bool tensor"):
-        scaled_dot_product_attention(q, q, q, key_padding_mask=torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="does not broadcast"):
-        scaled_dot_product_attention(q, q, q, attn_mask=torch.zeros(3, 4, dtype=torch.bool))
-    with pytest.raises(TypeError, match="bool .* or float"):
-        scaled_dot_product_attention(q, q, q, attn_mask=torch.zeros(4, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match="dropout_p"):
-        scaled_dot_product_attention(q, q, q, dropout_p=1.5)
-    mha = MultiHeadAttention(8, 2)
-    with pytest.raises(ValueError, match=r"d_model=8"):
-        mha(torch.randn(2, 4, 6))
-    with pytest.raises(ValueError, match="batch size"):
-        mha(q, torch.randn(3, 4, 8))
-    with pytest.raises(ValueError, match="size mismatch"):
-        mha.load_from_torch(nn.MultiheadAttention(8, 4, batch_first=True))
-    with pytest.raises(TypeError, match="nn.MultiheadAttention"):
-        mha.load_from_torch(nn.Linear(8, 8))
-    block = TransformerEncoderBlock(8, 2, 16, norm_first=True)
-    with pytest.raises(ValueError, match="norm_first"):
-        block.load_from_torch(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True))
-    with pytest.raises(ValueError, match="activation"):
-        block.load_from_torch(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True, norm_first=True, activation="gelu"))
-    with pytest.raises(ValueError, match="activation"):
-        FeedForward(8, 16, activation="tanh")
-    with pytest.raises(ValueError, match="max_len"):
-        SinusoidalPositionalEncoding(8, max_len=3)(torch.randn(1, 4, 8))
-    with pytest.raises(ValueError, match="positional"):
-        TransformerEncoder(5, 8, 2, 16, 1, positional="rotary")
-    with pytest.raises(ValueError, match="integer tensor"):
-        TransformerEncoder(5, 8, 2, 16, 1)(torch.randn(2, 3))
+# ---------------------------------------------------------------- fully masked rows (issue 7)
+def _left_padded_causal(kind: str):
+    """Two sequences of 5, the first left-padded by 2: with a causal mask its first two queries see nothing.
+
+    Returns (our mask kwargs, torch SDPA's attn_mask) for the bool or the float path.
+    """
+    pad = torch.tensor([[True, True, False, False, False], [False] * 5])
+    blocked = pad[:, None, None, :] | causal_mask(5)  # (2, 1, 5, 5), True = not allowed
+    if kind == "bool":
+        return {"key_padding_mask": pad, "causal": True}, ~blocked
+    additive = torch.zeros(2, 1, 5, 5).masked_fill(blocked, float("-inf"))
+    return {"attn_mask": additive}, additive
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_fully_masked_rows_have_finite_gradients_equal_to_sdpa(kind):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, requires_grad=True) for _ in range(3))
+    ours_kwargs, ref_mask = _left_padded_causal(kind)
+    upstream = torch.randn(2, 3, 5, 4)
+
+    def grads(fn):
+        for t in (q, k, v):
+            t.grad = None
+        out = fn()
+        (out * upstream).sum().backward()
+        return out.detach(), [t.grad.clone() for t in (q, k, v)]
+
+    out, mine = grads(lambda: scaled_dot_product_attention(q, k, v, **ours_kwargs))
+    ref_out, ref = grads(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=ref_mask))
+    assert (out[0, :, :2] == 0).all() and close(out, ref_out)
+    for name, a, b in zip("qkv", mine, ref):
+        assert torch.isfinite(a).all(), f"d{name} has NaN/inf with a {kind} mask"
+        assert close(a, b), f"d{name} differs from F.scaled_dot_product_attention's"
+
+
+@pytest.mark.parametrize("kind", ["bool", "float", "mixed"])
+def test_encoder_block_left_padding_and_causal_mask_gradients_match_torch(kind):
+    """Left padding + a causal mask, in training mode: the same parameter gradients as torch (which uses SDPA)."""
+    torch.manual_seed(2)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    block = TransformerEncoderBlock(8, 2, 16).load_from_torch(layer)
+    x = torch.randn(2, 5, 8)
+    pad = torch.tensor([[True, True, False, False, False], [False] * 5])
+    float_causal = torch.zeros(5, 5).masked_fill(causal_mask(5), float("-inf"))
+    float_pad = torch.zeros(2, 5).masked_fill(pad, float("-inf"))
+    ref_kwargs = {"src_mask": float_causal, "src_key_padding_mask": float_pad}
+    if kind == "bool":
+        ours = {"key_padding_mask": pad, "causal": True}
+        ref_kwargs = {"src_mask": causal_mask(5), "src_key_padding_mask": pad}
+    elif kind == "float":  # everything in one additive mask, (batch, 1, L, S)
+        ours = {"attn_mask": float_causal + float_pad[:, None, None, :]}
+    else:
+        ours = {"key_padding_mask": pad, "attn_mask": float_causal}
+    y, y_ref = block(x, **ours), layer(x, **ref_kwargs)
+    assert close(y, y_ref)
+    upstream = torch.randn_like(y)
+    (y * upstream).sum().backward()
+    (y_ref * upstream).sum().backward()
+    for name, p in block.named_parameters():
+        assert torch.isfinite(p.grad).all(), f"NaN/inf gradient in {name}"
+    attn = block.self_attn
+    mine_in = torch.cat([attn.q_proj.weight.grad, attn.k_proj.weight.grad, attn.v_proj.weight.grad])
+    assert close(mine_in, layer.self_attn.in_proj_weight.grad)
+    assert close(attn.out_proj.weight.grad, layer.self_attn.out_proj.weight.grad)
+    assert close(block.ff.linear1.weight.grad, layer.linear1.weight.grad)
+    assert close(block.norm2.weight.grad, layer.norm2.weight.grad)
+
+
+def test_masks_must_fit_the_scores_shape_exactly():
+    q3 = torch.randn(2, 4, 8)  # (batch, L, d): scores (2, 4, 4)
+    for mask in (torch.zeros(3, 1, 4, 4), torch.zeros(3, 1, 4, 4, dtype=torch.bool), torch.zeros(3, 4, 4)):
+        with pytest.raises(ValueError, match=r"does not fit the scores' shape \(2, 4, 4\)"):
+            scaled_dot_product_attention(q3, q3, q3, attn_mask=mask)  # used to return a batch of 3
+    q4 = torch.randn(2, 2, 4, 8)  # batch 2 = heads 2
+    per_example = torch.zeros(2, 4, 4, dtype=torch.bool)
+    per_example[0, :, 1] = True  # example 0 may not attend to key 1
+    with pytest.raises(ValueError, match=r"mask.unsqueeze\(1\)"):
+        scaled_dot_product_attention(q4, q4, q4, attn_mask=per_example)  # used to land on the heads
+    _, w = scaled_dot_product_attention(q4, q4, q4, attn_mask=per_example.unsqueeze(1), return_weights=True)
+    assert (w[0, :, :, 1] == 0).all() and (w[1, :, :, 1] > 0).all()
+    for ok in (torch.zeros(4, 4), torch.zeros(1, 1, 4, 4), torch.zeros(2, 1, 1, 4), torch.zeros(1, 2, 4, 4)):
+        assert scaled_dot_product_attention(q4, q4, q4, attn_mask=ok).shape == (2, 2, 4, 8)
+    with pytest.raises(ValueError, match="does not fit"):
+        MultiHeadAttention(8, 2)(q3, attn_mask=torch.zeros(2, 4, 4))
+
+
+def test_fully_masked_rows_shape_is_always_batch_by_queries():
+    pad = torch.tensor([[True, True, False], [False, False, False]])
+    per_head = torch.zeros(2, 3, 4, 3, dtype=torch.bool)
+    per_head[1, 2, 0] = True  # example 1, head 2, query 0 sees nothing
+    cases = [  # (kwargs, expected (batch, 4) rows)
+        ({}, [[False] * 4]),
+        ({"causal": True}, [[False] * 4]),
+        ({"attn_mask": torch.zeros(4, 3)}, [[False] * 4]),
+        ({"attn_mask": torch.tensor([[True] * 3] + [[False] * 3] * 3)}, [[True, False, False, False]]),
+        ({"key_padding_mask": pad}, [[False] * 4, [False] * 4]),
+        ({"key_padding_mask": pad, "causal": True}, [[True, True, False, False], [False] * 4]),
+        ({"attn_mask": per_head}, [[False] * 4, [True, False, False, False]]),
+        ({"attn_mask": torch.full((2, 4, 3), float("-inf"))}, [[True] * 4, [True] * 4]),
+    ]
+    for kwargs, expected in cases:
+        rows = fully_masked_rows(4, **kwargs)
+        assert rows.dtype == torch.bool and rows.tolist() == expected, kwargs
+        # the attention itself agrees: those rows, and only those, get all-zero weights
+        if kwargs:
+            q = torch.randn(len(expected), 3, 4, 5)
+            k = torch.randn(len(expected), 3, 3, 5)
+            _, w = scaled_dot_product_attention(q, k, k, return_weights=True, **{
+                n: (m.unsqueeze(1) if n == "attn_mask" and m.dim() == 3 else m) for n, m in kwargs.items()})
+            assert ((w.sum(-1) == 0).any(1) == rows).all(), kwargs
+    assert fully_masked_rows(np.int64(2)).shape == (1, 2)
+
+
+def test_fully_masked_rows_stays_on_the_masks_device():
+    pad = torch.zeros(2, 3, dtype=torch.bool, device="meta")  # a device other than the CPU
+    assert fully_masked_rows(3, key_padding_mask=pad, causal=True).device.type == "meta"
+    assert fully_masked_rows(3, attn_mask=torch.zeros(3, 3, dtype=torch.bool, device="meta")).shape == (1, 3)
+
+
+def test_load_from_torch_checks_layer_norm_eps():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, layer_norm_eps=1e-2).eval()
+    with pytest.raises(ValueError, match="layer_norm_eps=0.01"):
+        TransformerEncoderBlock(8, 2, 16).load_from_torch(layer)
+    block = TransformerEncoderBlock(8, 2, 16, layer_norm_eps=1e-2).load_from_torch(layer).eval()
+    x = torch.randn(2, 5, 8) * 0.05  # small activations: here eps matters
+    with torch.no_grad():
+        assert close(block(x), layer(x))
+        assert close(block.to_torch().eval()(x), layer(x))

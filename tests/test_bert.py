@@ -184,6 +184,18 @@ def test_pretrain_is_reproducible_and_learns(data):
     assert a.seconds > 0 and a.recipe == TINY
 
 
+def test_train_loader_groups_pairs_of_similar_length_and_sees_each_once(data):
+    loader = bert.train_loader(data, TINY)
+    first, second = list(loader.sampler), list(loader.sampler)
+    assert sorted(first) == sorted(second) == list(range(len(data.train_set))) and first != second
+    real = padded = 0
+    for batch in loader:
+        real += int(batch["attention_mask"].sum())
+        padded += batch["attention_mask"].numel()
+    assert real / padded > 0.9
+    assert bert.optimizer_steps(loader, TINY) == TINY.epochs * math.ceil(len(loader) / TINY.grad_accum_steps)
+
+
 def test_held_out_scores_agree_with_the_model_loss(data):
     model = new_mini_bert(data.tokenizer, TINY).train()
     batch = data.held_out_batches[0]

@@ -2,9 +2,43 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+import re
+from pathlib import Path
+
 import torch
 
 from ptcourse.exercises import ch01 as ex
+from ptcourse.exercises.core import NOT_WRITTEN, Exercise
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def longest_shared_code(module, solutions_path: str) -> dict[str, str]:
+    """For each exercise, the longest piece of solution code (spaces and quote style ignored) in its last hint."""
+    cells = json.loads((ROOT / solutions_path).read_text())["cells"]
+    code, inside = [], False
+    for cell in cells:
+        for line in "".join(cell["source"]).splitlines() if cell["cell_type"] == "code" else []:
+            if "# BEGIN SOLUTION" in line or "# END SOLUTION" in line:
+                inside = "BEGIN" in line
+            elif inside:
+                code.append(line.split("#")[0])
+
+    def norm(text: str) -> str:
+        return re.sub(r"\s+", "", text).replace('"', "'")
+
+    solution = norm("\n".join(code))
+    found = {}
+    for name in module.__all__:
+        exercise = getattr(module, name)
+        if isinstance(exercise, Exercise) and exercise.hints:
+            hint = norm(exercise.hints[-1])
+            match = difflib.SequenceMatcher(None, hint, solution, autojunk=False).find_longest_match(
+                0, len(hint), 0, len(solution))
+            found[name] = hint[match.a:match.a + match.size]
+    return found
 
 
 def _feedback(q, answer) -> tuple[bool, str]:
@@ -142,11 +176,25 @@ def test_q4_rejects_overlap_missing_indices_and_seed_problems():
 
 def test_q4_explains_wrong_shapes():
     ok, msg = _feedback(ex.q4, good_split(torch.arange(10) % 2, 0.5, 0))  # called, not passed
-    assert not ok and "pass your function itself" in msg
+    assert not ok and "pass stratified_split itself" in msg
     ok, msg = _feedback(ex.q4, lambda y, f, seed: torch.arange(len(y)))
     assert not ok and "pair (train_idx, val_idx)" in msg
     ok, msg = _feedback(ex.q4, lambda y, f, seed: (torch.zeros(2, 2), torch.zeros(2)))
     assert not ok and "1-D tensor of indices" in msg
+
+
+def test_q4_an_unfinished_stub_or_a_crash_gets_the_shared_message():
+    def stub(y, val_fraction, seed):
+        raise NotImplementedError("Write your solution here")
+
+    ok, msg = _feedback(ex.q4, stub)
+    assert not ok and msg == NOT_WRITTEN
+
+    def crashes(y, val_fraction, seed):
+        return y.nonexistent
+
+    ok, msg = _feedback(ex.q4, crashes)
+    assert not ok and "stratified_split raised AttributeError" in msg
 
 
 # ----------------------------------------------------------------- q5
@@ -190,3 +238,11 @@ def test_q5_explains_badly_shaped_results():
     narrow = {20: _results()[2], 30: _results()[10], 50: _results()[50]}
     ok, msg = _feedback(ex.q5, narrow)
     assert not ok and "k of 5 or fewer" in msg
+
+
+# ----------------------------------------------------------------- hints
+def test_no_last_hint_spells_out_the_solution_code():
+    longest = longest_shared_code(ex, "solutions/01_single_task_solutions.ipynb")
+    assert longest, "every exercise should have hints"
+    for name, shared in longest.items():
+        assert len(shared) < 20, f"{name}'s last hint repeats the solution code {shared!r}"

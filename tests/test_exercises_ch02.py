@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from ptcourse.exercises import ch02 as ex
+from ptcourse.exercises.core import NOT_WRITTEN
+from test_exercises_ch01 import longest_shared_code  # tests/ is on sys.path under pytest
 
 
 # ----------------------------------------------------------------- q1
@@ -70,20 +72,71 @@ def test_q2_multitask_loss():
     ok, msg = ex.q2.evaluate(lambda o, y, c, w: [1.0])
     assert not ok and "one-element tensor" in msg
     ok, msg = ex.q2.evaluate(correct_loss(*ex._q2_cases()[0][:4]))
-    assert not ok and "function itself" in msg
+    assert not ok and "pass multitask_loss itself" in msg
+
+
+def test_q2_an_unfinished_stub_or_a_crash_gets_the_shared_message():
+    def stub(outputs, y, columns, weights):
+        raise NotImplementedError("Write your solution here")
+
+    ok, msg = ex.q2.evaluate(stub)
+    assert not ok and msg == NOT_WRITTEN
+    ok, msg = ex.q2.evaluate(lambda o, y, c, w: o["missing task"])
+    assert not ok and "multitask_loss raised KeyError" in msg
 
 
 # ----------------------------------------------------------------- q3
-def test_q3_where_the_noise_hurts():
-    good = {"noise on labelled images": 0.045, "noise on the pool only": 0.005}
-    assert ex.q3.evaluate(good)[0]
-    ok, msg = ex.q3.evaluate({"noise on labelled images": 0.005, "noise on the pool only": 0.045})
-    assert not ok and "larger when the random labels sit" in msg
-    ok, msg = ex.q3.evaluate({"noise on labelled images": -0.02, "noise on the pool only": -0.05})
-    assert not ok and "should cost accuracy" in msg
-    ok, msg = ex.q3.evaluate({"noise on labelled images": 4.5, "noise on the pool only": 0.5})
-    assert not ok and "fraction" in msg
-    ok, msg = ex.q3.evaluate({"labelled": 0.04})
-    assert not ok and "keys" in msg
-    ok, msg = ex.q3.evaluate([0.04, 0.0])
-    assert not ok and "dict" in msg
+def _q3_answer(no_noise, everywhere, labelled_only):
+    accs = {"no noise": no_noise, "everywhere": everywhere, "labelled only": labelled_only}
+    costs = {v: sum(a - b for a, b in zip(no_noise, accs[v])) / len(no_noise) for v in ("everywhere", "labelled only")}
+    return accs, costs
+
+
+def test_q3_accepts_every_correctly_computed_result():
+    # whatever the seeds gave -- noise that hurts, helps or does nothing -- a correct computation passes
+    for variant in ([0.85, 0.86, 0.88], [0.92, 0.91, 0.93], [0.90, 0.88, 0.91]):
+        accs, costs = _q3_answer([0.90, 0.88, 0.91], variant, [0.87, 0.89, 0.90])
+        ok, msg = ex.q3.evaluate((accs, costs))
+        assert ok, msg
+        assert "3 seeds" in msg and "±" in msg
+    accs, costs = _q3_answer([0.9, 0.8], [0.85, 0.8], [0.9, 0.7])
+    as_tensors = {k: [torch.tensor(a) for a in v] for k, v in accs.items()}  # tensors are fine too
+    ok, msg = ex.q3.evaluate((as_tensors, {k: torch.tensor(v) for k, v in costs.items()}))
+    assert ok, msg
+
+
+def test_q3_rejects_wrong_costs_and_untrained_models():
+    accs, costs = _q3_answer([0.90, 0.88, 0.91], [0.85, 0.86, 0.88], [0.87, 0.89, 0.90])
+    ok, msg = ex.q3.evaluate((accs, {k: -v for k, v in costs.items()}))
+    assert not ok and "sign" in msg
+    ok, msg = ex.q3.evaluate((accs, {**costs, "labelled only": costs["labelled only"] + 0.01}))
+    assert not ok and "does not match your accuracies" in msg
+    accs, costs = _q3_answer([0.1, 0.12], [0.1, 0.1], [0.11, 0.09])
+    ok, msg = ex.q3.evaluate((accs, costs))
+    assert not ok and "below 0.4" in msg
+
+
+def test_q3_explains_badly_shaped_answers():
+    accs, costs = _q3_answer([0.90, 0.88, 0.91], [0.85, 0.86, 0.88], [0.87, 0.89, 0.90])
+    ok, msg = ex.q3.evaluate(costs)
+    assert not ok and "pair (accs, costs)" in msg
+    ok, msg = ex.q3.evaluate(({"no noise": [0.9, 0.8]}, costs))
+    assert not ok and "missing" in msg
+    ok, msg = ex.q3.evaluate(({**accs, "everywhere": [0.85, 0.86]}, costs))
+    assert not ok and "one accuracy per seed" in msg
+    ok, msg = ex.q3.evaluate(({**accs, "everywhere": [85.0, 86.0, 88.0]}, costs))
+    assert not ok and "fractions between 0 and 1" in msg
+    ok, msg = ex.q3.evaluate((_q3_answer([0.9], [0.8], [0.85])))
+    assert not ok and "at least two" in msg
+    ok, msg = ex.q3.evaluate((accs, {"everywhere": 0.03}))
+    assert not ok and "exactly the keys" in msg
+    ok, msg = ex.q3.evaluate(({**accs, "no noise": 0.9}, costs))
+    assert not ok and "one accuracy per seed" in msg
+
+
+# ----------------------------------------------------------------- hints
+def test_no_last_hint_spells_out_the_solution_code():
+    longest = longest_shared_code(ex, "solutions/02_multi_task_solutions.ipynb")
+    assert set(longest) == {"q1", "q2", "q3"}
+    for name, shared in longest.items():
+        assert len(shared) < 20, f"{name}'s last hint repeats the solution code {shared!r}"

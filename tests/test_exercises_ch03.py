@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ptcourse.exercises import ch03 as ex
+from test_exercises_ch01 import longest_shared_code  # tests/ is on sys.path under pytest
 
 
 # ----------------------------------------------------------------- q1
@@ -72,3 +73,11 @@ def test_q4_distance_from_pretrained():
     assert not ok and "1.0 and 0.01" in msg
     ok, msg = ex.q4.evaluate({1.0: -1.0, 0.01: 1.0})
     assert not ok and "negative" in msg
+
+
+# ----------------------------------------------------------------- hints
+def test_no_last_hint_spells_out_the_solution_code():
+    longest = longest_shared_code(ex, "solutions/03_autoencoder_pretraining_solutions.ipynb")
+    assert set(longest) == {"q1", "q2", "q3", "q4"}
+    for name, shared in longest.items():
+        assert len(shared) < 20, f"{name}'s last hint repeats the solution code {shared!r}"

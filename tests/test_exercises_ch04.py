@@ -7,6 +7,7 @@ import math
 import torch
 
 from ptcourse.exercises import ch04 as ex
+from ptcourse.exercises.core import NOT_WRITTEN
 
 
 def test_q1_scale(capsys):
@@ -39,7 +40,7 @@ def test_q2_padding_mask():
     ok, msg = ex.q2.evaluate(lambda lengths, max_len: _mask_right(lengths, max_len).T)
     assert not ok and "shape" in msg
     ok, msg = ex.q2.evaluate(_mask_right(torch.tensor([1, 2]), 3))
-    assert not ok and "function itself" in msg
+    assert not ok and "pass padding_mask itself (the function" in msg
 
 
 def test_q3_split_heads():
@@ -77,3 +78,24 @@ def test_q5_padding_experiment():
     assert not ok and "two numbers" in msg
     ok, msg = ex.q5.evaluate(0.5)
     assert not ok and "pair" in msg
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_unfinished_stubs_get_the_shared_message():
+    for q in (ex.q2, ex.q3):
+        assert q.evaluate(_stub) == (False, NOT_WRITTEN)
+
+
+def test_last_hints_do_not_spell_out_the_answer():
+    answers = {  # the solution's key expression for each exercise
+        ex.q2: [">= lengths[:, None]", ">= lengths"],
+        ex.q3: [".transpose(1, 2)", "permute(0, 2, 1, 3)"],
+        ex.q4: ["* n * n * 4", "n * n * 4 / 2**30", "1.5"],
+        ex.q1: ["= 8", " 8."],
+    }
+    for q, expressions in answers.items():
+        for hint in q.hints:
+            assert not any(e in hint for e in expressions), (q.name, hint)

@@ -6,6 +6,7 @@ import torch
 
 from ptcourse.attention import TransformerEncoderBlock, sinusoidal_encoding
 from ptcourse.exercises import ch05 as ex
+from ptcourse.exercises.core import NOT_WRITTEN
 
 
 def test_q1_parameter_count(capsys):
@@ -54,7 +55,9 @@ def test_q3_sinusoidal():
     ok, msg = ex.q3.evaluate(lambda n, d: _pe(n, d) * 2)
     assert not ok and "wrong values" in msg
     ok, msg = ex.q3.evaluate(_pe(4, 4))
-    assert not ok and "function itself" in msg
+    assert not ok and "pass sinusoidal itself (the function" in msg
+    ok, msg = ex.q3.evaluate(lambda n, d: 1 / 0)
+    assert not ok and "sinusoidal raised ZeroDivisionError" in msg
 
 
 def _right(block, x):
@@ -89,6 +92,8 @@ def test_q4_block_forward():
     assert not ok and "tuple" in msg
     ok, msg = ex.q4.evaluate(lambda block, x: _right(block, x) + 0.1)
     assert not ok and "does not match" in msg
+    ok, msg = ex.q4.evaluate(lambda block: block)
+    assert not ok and "block_forward raised TypeError" in msg
 
 
 def test_q5_reversal_without_positions():
@@ -97,3 +102,24 @@ def test_q5_reversal_without_positions():
     for wrong, words in [(1.0, "can see positions"), (0.7, "higher than"), (0.02, "below chance"), (1.5, "between 0 and 1")]:
         ok, msg = ex.q5.evaluate(wrong)
         assert not ok and words in msg
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+def test_unfinished_stubs_get_the_shared_message():
+    for q in (ex.q3, ex.q4):
+        assert q.evaluate(_stub) == (False, NOT_WRITTEN)
+
+
+def test_last_hints_do_not_spell_out_the_answer():
+    answers = {  # the solution's key expressions for each exercise
+        ex.q1: ["49984", "49_984", "49,984"],
+        ex.q2: ["(12, 0)", "x reaches h without"],
+        ex.q3: ["10000 ** (-torch.arange", "torch.sin(pos * omega)", "with the sines"],
+        ex.q4: ["norm1(x + attn(x))", "h + ff(norm2(h))", "x + attn(norm1(x))", "norm2(h + ff(h))"],
+    }
+    for q, expressions in answers.items():
+        for hint in q.hints:
+            assert not any(e in hint for e in expressions), (q.name, hint)

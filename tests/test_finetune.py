@@ -71,7 +71,7 @@ def test_freeze_module_no_grad_and_unchanged_after_steps():
     assert not torch.equal(model.head.weight, before_head)
 
 
-def test_freeze_by_glob_regex_and_unfreeze_counts():
+def test_freeze_by_glob_and_unfreeze_counts():
     model = make_net()
     assert freeze(model, "*.bias") == sum(
         p.numel() for n, p in model.named_parameters() if n.endswith("bias")
@@ -85,9 +85,11 @@ def test_freeze_by_glob_regex_and_unfreeze_counts():
     unfreeze(model)
     assert freeze(model, "encoder.0") == n_params(model.encoder[0])
     unfreeze(model)
-    n = freeze(model, re.compile(r"^encoder\.[13]\."))
+    n = freeze(model, "encoder.[13]")
     assert n == n_params(model.encoder[1]) + n_params(model.encoder[3])
     assert unfreeze(model, ["encoder.1", "encoder.3"]) == n
+    with pytest.raises(TypeError, match="glob strings, not regular expressions"):
+        freeze(model, re.compile(r"^encoder\.[13]\."))
     assert count_trainable(model) == count_parameters(model)
 
 
@@ -164,11 +166,13 @@ def test_param_groups_errors():
         param_groups(model, {"encoder": 1e-3}, default_lr=1e-3)
     with pytest.raises(ValueError, match="> 0"):
         param_groups(model, {"head": -1.0}, default_lr=1e-3)
+    with pytest.raises(ValueError, match="finite"):
+        param_groups(model, {"head": float("inf")}, default_lr=1e-3)
     with pytest.raises(ValueError, match="default_lr"):
         param_groups(model, {}, default_lr=0)
     with pytest.raises(TypeError, match="dict"):
         param_groups(model, [("head", 1e-3)], default_lr=1e-3)
-    with pytest.raises(TypeError, match="each key of lrs"):
+    with pytest.raises(TypeError, match="each pattern must be a glob string"):
         param_groups(model, {("head", "encoder"): 1e-3}, default_lr=1e-3)
     with pytest.raises(ValueError, match="weight_decay"):
         param_groups(model, {}, default_lr=1e-3, weight_decay=-1)
@@ -268,43 +272,40 @@ def test_llrd_exact_values_with_modules():
     assert len(lrs) == len(list(model.parameters()))
 
 
-def test_llrd_with_prefixes_named_groups_and_weight_decay():
+def test_llrd_lists_of_modules_and_the_ndim_decay_rule():
     model = make_net()
-    groups = layerwise_lr_decay(
-        {"embed": ["encoder.0", "encoder.1"], "block": "encoder.3", "top": model.head},
-        base_lr=2e-3, decay=0.8, model=model, weight_decay=0.01,
-    )
+    groups = layerwise_lr_decay([[model.encoder[0], model.encoder[1]], model.encoder[3], model.head],
+                                base_lr=2e-3, decay=0.8, model=model, weight_decay=0.01)
     by_name = {g["name"]: g for g in groups}
-    assert by_name["top"]["lr"] == 2e-3
-    assert by_name["block"]["lr"] == pytest.approx(2e-3 * 0.8, abs=0, rel=1e-15)
-    assert by_name["embed"]["lr"] == 2e-3 * 0.8**2
-    assert by_name["embed"]["param_names"] == ["encoder.0.weight"]
-    assert set(by_name["embed (no decay)"]["param_names"]) == {
-        "encoder.0.bias", "encoder.1.weight", "encoder.1.bias"}
-    assert by_name["embed (no decay)"]["weight_decay"] == 0.0
-    assert by_name["top"]["weight_decay"] == 0.01
+    assert by_name["layer 2"]["lr"] == 2e-3
+    assert by_name["layer 1"]["lr"] == pytest.approx(2e-3 * 0.8, abs=0, rel=1e-15)
+    assert by_name["layer 0"]["lr"] == 2e-3 * 0.8**2
+    assert by_name["layer 0"]["param_names"] == ["encoder.0.weight"]  # the only matrix of layer 0
+    assert set(by_name["layer 0 (no decay)"]["param_names"]) == {
+        "encoder.0.bias", "encoder.1.weight", "encoder.1.bias"}  # biases and LayerNorm: ndim 1
+    assert by_name["layer 0 (no decay)"]["weight_decay"] == 0.0
+    assert by_name["layer 2"]["weight_decay"] == 0.01
     # the groups work with an optimizer and a scheduler keeps the ratios
     opt = torch.optim.AdamW(groups)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1)
-    ratios = [g["lr"] / g["initial_lr"] for g in opt.param_groups]
-    assert all(r == pytest.approx(0.1) for r in ratios)
-    del sched
+    torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1)
+    assert all(g["lr"] / g["initial_lr"] == pytest.approx(0.1) for g in opt.param_groups)
 
 
 def test_llrd_without_model_uses_module_list():
     blocks = [nn.Linear(2, 2) for _ in range(3)]
-    groups = layerwise_lr_decay(blocks, base_lr=1.0, decay=0.1, no_decay=())
+    groups = layerwise_lr_decay(blocks, base_lr=1.0, decay=0.1)
     assert [g["lr"] for g in groups] == pytest.approx([0.01, 0.1, 1.0])
     assert [g["params"] for g in groups] == [list(b.parameters()) for b in blocks]
     assert all(g["weight_decay"] == 0.0 for g in groups)
+    assert groups[0]["param_names"] == ["layer 0.0.weight", "layer 0.0.bias"]
 
 
 def test_llrd_skips_frozen_layers_but_keeps_depth():
     model = make_net()
     freeze(model.encoder[0])
-    groups = layerwise_lr_decay(["encoder.0", "encoder.1", "encoder.3", "head"],
+    groups = layerwise_lr_decay([model.encoder[0], model.encoder[1], model.encoder[3], model.head],
                                 base_lr=1.0, decay=0.5, model=model)
-    assert {g["name"]: g["lr"] for g in groups}["layer 1 (no decay)"] == 0.25
+    assert {g["name"]: g["lr"] for g in groups}["layer 1"] == 0.25
     assert not any(g["name"].startswith("layer 0") for g in groups)
 
 
@@ -312,36 +313,36 @@ def test_llrd_errors():
     model = make_net()
     with pytest.raises(ValueError, match="belong to no layer"):
         layerwise_lr_decay([model.encoder], base_lr=1e-3, decay=0.9, model=model)
-    with pytest.raises(ValueError, match="in both"):
-        layerwise_lr_decay([model.encoder, "encoder.0", model.head], 1e-3, 0.9, model=model)
+    with pytest.raises(ValueError, match="in both layer 0 and layer 1"):
+        layerwise_lr_decay([model.encoder, model.encoder[0], model.head], 1e-3, 0.9, model=model)
     with pytest.raises(ValueError, match="decay"):
         layerwise_lr_decay([model.head], 1e-3, 1.5)
     with pytest.raises(ValueError, match="base_lr"):
         layerwise_lr_decay([model.head], 0.0, 0.9)
-    with pytest.raises(ValueError, match="pass model="):
+    with pytest.raises(TypeError, match="layer 0 must be a module"):
         layerwise_lr_decay(["head"], 1e-3, 0.9)
-    with pytest.raises(ValueError, match="matches no parameter"):
-        layerwise_lr_decay(["encoder", "heads"], 1e-3, 0.9, model=model)
     with pytest.raises(ValueError, match="not part of the model"):
         layerwise_lr_decay([model.encoder, model.head, nn.Linear(2, 2)], 1e-3, 0.9, model=model)
-    with pytest.raises(TypeError, match="list"):
+    with pytest.raises(TypeError, match="list of layers"):
         layerwise_lr_decay(model, 1e-3, 0.9)
     with pytest.raises(ValueError, match="empty"):
         layerwise_lr_decay([], 1e-3, 0.9)
+    with pytest.raises(ValueError, match="layer 1 has no parameters"):
+        layerwise_lr_decay([model.encoder, nn.ReLU(), model.head], 1e-3, 0.9)
 
 
 # --------------------------------------------------------------------------- real models
 def test_llrd_and_no_decay_on_a_torchvision_resnet():
     torchvision = pytest.importorskip("torchvision")
     model = torchvision.models.resnet18(weights=None, num_classes=5)
-    layers = [["conv1", "bn1"], "layer1", "layer2", "layer3", "layer4", "fc"]
+    layers = [[model.conv1, model.bn1], model.layer1, model.layer2, model.layer3, model.layer4, model.fc]
     groups = layerwise_lr_decay(layers, base_lr=1e-3, decay=0.5, model=model, weight_decay=0.05)
     lr_of = {n: g["lr"] for g in groups for n in g["param_names"]}
     assert len(lr_of) == len(list(model.parameters()))
     assert lr_of["fc.weight"] == 1e-3 and lr_of["layer4.1.conv2.weight"] == 5e-4
     assert lr_of["conv1.weight"] == pytest.approx(1e-3 * 0.5**5)
     decay_of = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
-    assert decay_of["layer1.0.bn1.weight"] == 0.0  # BatchNorm2d: no decay, though "bn1" has no "norm"
+    assert decay_of["layer1.0.bn1.weight"] == 0.0  # BatchNorm2d weight: one dimension, no decay
     assert decay_of["layer1.0.conv1.weight"] == 0.05 and decay_of["fc.bias"] == 0.0
 
 
@@ -350,9 +351,7 @@ def test_llrd_on_a_tiny_bert_classifier():
     config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
                                      intermediate_size=32, max_position_embeddings=32, num_labels=2)
     model = transformers.BertForSequenceClassification(config)
-    layers = {"embeddings": "bert.embeddings",
-              **{f"block {i}": f"bert.encoder.layer.{i}" for i in range(3)},
-              "head": ["bert.pooler", "classifier"]}
+    layers = [model.bert.embeddings, *model.bert.encoder.layer, [model.bert.pooler, model.classifier]]
     groups = layerwise_lr_decay(layers, base_lr=2e-5, decay=0.8, model=model, weight_decay=0.01)
     lr_of = {n: g["lr"] for g in groups for n in g["param_names"]}
     assert len(lr_of) == len(list(model.parameters()))
@@ -363,3 +362,21 @@ def test_llrd_on_a_tiny_bert_classifier():
     assert decay_of["bert.encoder.layer.0.attention.output.LayerNorm.weight"] == 0.0
     assert decay_of["bert.encoder.layer.0.attention.self.query.weight"] == 0.01
     torch.optim.AdamW(groups)  # a valid optimizer
+
+
+def test_the_decay_rule_is_the_number_of_dimensions():
+    """nanoGPT's rule: matrices, kernels and embeddings decay; biases and norm weights do not."""
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Conv1d(4, 4, 3), nn.BatchNorm1d(4), nn.LayerNorm(4))
+    groups = param_groups(model, default_lr=1e-3, weight_decay=0.1)
+    decay_of = {n: g["weight_decay"] for g in groups for n in g["param_names"]}
+    assert decay_of == {"0.weight": 0.1, "1.weight": 0.1, "1.bias": 0.0, "2.weight": 0.0, "2.bias": 0.0,
+                        "3.weight": 0.0, "3.bias": 0.0}
+
+
+def test_without_weight_decay_each_rate_is_one_group():
+    model = make_net()
+    groups = param_groups(model, {"encoder": 1e-4}, default_lr=1e-3, weight_decay=0.0)
+    assert [(g["name"], g["lr"], g["weight_decay"]) for g in groups] == [("encoder", 1e-4, 0.0),
+                                                                         ("default", 1e-3, 0.0)]
+    assert param_groups(model, default_lr=1e-3, weight_decay=0.0)[0]["param_names"] == [
+        n for n, _ in model.named_parameters()]

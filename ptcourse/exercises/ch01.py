@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptcourse.exercises.core import AnswerError, Exercise, close, require_type, to_float, to_int
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, require_type, to_float, to_int
 
 __all__ = ["example_history", "q1", "q2", "q3", "q4", "q5"]
 
@@ -124,7 +124,8 @@ q2 = Exercise(
     check=_check_q2,
     hints=[
         "Early stopping keeps the epoch where the monitored validation quantity is best.",
-        "With pandas: history.loc[history['val_loss'].idxmin(), 'epoch'].",
+        "Find the row where val_loss is smallest (pandas' idxmin gives that row's label), then read the "
+        "epoch column in that row: row labels start at 0, epochs at 1.",
     ],
 )
 
@@ -184,7 +185,7 @@ def _as_index_array(part: Any, what: str):
 
 
 def _run_split(fn, y, fraction: float, seed: int):
-    result = fn(y.clone(), fraction, seed)
+    result = call_answer(fn, y.clone(), fraction, seed, what="stratified_split")
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         raise AnswerError(
             f"your function should return a pair (train_idx, val_idx), got {type(result).__name__}"
@@ -197,10 +198,6 @@ def _run_split(fn, y, fraction: float, seed: int):
 def _check_q4(answer: Any) -> tuple[bool, str]:
     import numpy as np
 
-    if not callable(answer):
-        raise AnswerError(
-            f"pass your function itself (stratified_split, without calling it), got a {type(answer).__name__}."
-        )
     counts = [40, 20, 10, 60, 30]
     y = _labels(counts, seed=123)
     n = len(y)
@@ -238,8 +235,9 @@ q4 = Exercise(
     check=_check_q4,
     hints=[
         "Work class by class: find the indices of class c with torch.nonzero(y == c).",
-        "Shuffle each class's indices with torch.randperm(n, generator=torch.Generator().manual_seed(seed)) "
-        "and send the first round(val_fraction * n) of them to validation.",
+        "Make one torch.Generator from the seed and use it for every random draw. For each class, shuffle "
+        "that class's indices, cut the shuffled list at round(val_fraction x its size), and collect the two "
+        "pieces over all classes.",
     ],
 )
 
@@ -297,7 +295,9 @@ q5 = Exercise(
     hints=[
         "For each k: few = subset_per_class(splits.train, k, seed=...), train a fresh model on it with "
         "ptcourse.fit, then evaluate accuracy on `few` (train_acc) and on splits.val (val_acc).",
-        "Build results as {k: {'train_acc': ..., 'val_acc': ...}}; average over seeds if you use several.",
+        "If train_acc stays well below 1 for the smallest k, the model has not memorised its few images yet: "
+        "train for every epoch (no early stopping) and measure it on the subset you trained on. results maps "
+        "each k to a dict with the keys 'train_acc' and 'val_acc'.",
     ],
 )
 

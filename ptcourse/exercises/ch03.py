@@ -53,7 +53,8 @@ q1 = Exercise(
     check=_check_q1,
     hints=[
         "reduction='mean' divides the sum of squared errors by the number of elements of the tensor.",
-        "A batch of 8 one-channel 28x28 images has 8 * 28 * 28 elements; the per-image error divides by 8 only.",
+        "Count the elements of the batch tensor: images x channels x height x width. The per-image error "
+        "averages over the images only.",
     ],
 )
 
@@ -142,7 +143,8 @@ q3 = Exercise(
     check=_check_q3,
     hints=[
         "Build ConvAutoencoder(image_size, latent_dim=...) for each size and pretrain it with the same function.",
-        "Measure F.mse_loss(model(val_x), val_x) in eval mode, and store {4: mse_4, 32: mse_32}.",
+        "Measure each autoencoder's mean squared error between the validation images and their "
+        "reconstructions, in eval mode and without gradients; the dict maps each latent size to its error.",
     ],
 )
 
@@ -189,7 +191,7 @@ q4 = Exercise(
     hints=[
         "Create reg = L2SP(model, new='head') right after loading the pretrained weights; after training, "
         "reg.distance() is ||theta' - theta_hat|| over the encoder.",
-        "Build the optimizer from param_groups(model, {'encoder': LR * multiplier}, default_lr=LR) and store "
-        "{1.0: distance_1, 0.01: distance_001}.",
+        "param_groups takes a dict from a module name to that module's learning rate; give the encoder the "
+        "head's rate times the multiplier, and build a fresh model and tracker for each multiplier.",
     ],
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptcourse.exercises.core import AnswerError, Exercise, close, require_type, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, require_type, to_float
 
 __all__ = ["q1", "q2", "q3", "q4", "q5"]
 
@@ -46,21 +46,12 @@ q1 = Exercise(
 
 
 # ----------------------------------------------------------------- q2
-def _call(fn: Any, *args: Any, what: str) -> Any:
-    if not callable(fn):
-        raise AnswerError(f"pass your function itself ({what}, without calling it), got a {type(fn).__name__}.")
-    try:
-        return fn(*args)
-    except Exception as err:  # the learner's function failed
-        raise AnswerError(f"your function raised {type(err).__name__}: {err}") from err
-
-
 def _check_q2(answer: Any) -> tuple[bool, str]:
     import torch
 
     cases = [([3, 5, 1], 5), ([2, 2], 4), ([4], 4)]
     for lengths, max_len in cases:
-        got = _call(answer, torch.tensor(lengths), max_len, what="padding_mask")
+        got = call_answer(answer, torch.tensor(lengths), max_len, what="padding_mask")
         if not isinstance(got, torch.Tensor):
             return False, f"return a torch tensor, got a {type(got).__name__}."
         if tuple(got.shape) != (len(lengths), max_len):
@@ -81,7 +72,8 @@ q2 = Exercise(
     check=_check_q2,
     hints=[
         "Compare a row of positions, torch.arange(max_len), with each length.",
-        "Broadcast a (1, max_len) tensor of positions against a (batch, 1) tensor of lengths.",
+        "Make the positions a row and the lengths a column: comparing them broadcasts to (batch, max_len). "
+        "Which comparison is True exactly at the padding?",
     ],
 )
 
@@ -93,7 +85,7 @@ def _check_q3(answer: Any) -> tuple[bool, str]:
     g = torch.Generator().manual_seed(0)
     for B, L, D, H in [(2, 5, 12, 3), (1, 4, 8, 2), (3, 1, 6, 6)]:
         x = torch.randn(B, L, D, generator=g)
-        got = _call(answer, x, H, what="split_heads")
+        got = call_answer(answer, x, H, what="split_heads")
         if not isinstance(got, torch.Tensor):
             return False, f"return a torch tensor, got a {type(got).__name__}."
         want = x.view(B, L, H, D // H).transpose(1, 2)
@@ -113,7 +105,8 @@ q3 = Exercise(
     check=_check_q3,
     hints=[
         "First view (B, L, D) as (B, L, H, D // H): this only splits the last axis.",
-        "Then swap the length and head axes with .transpose(1, 2).",
+        "The result must be (B, H, L, D // H): which two axes of that intermediate shape have to trade "
+        "places? A view or reshape cannot move data between axes; transpose and permute can.",
     ],
 )
 
@@ -147,7 +140,8 @@ q4 = Exercise(
     check=_check_q4,
     hints=[
         "The weights tensor has shape (batch, heads, n, n).",
-        "bytes = batch * heads * n * n * 4; GiB = bytes / 2**30.",
+        "Count the numbers in that tensor, multiply by the size of one float32 number in bytes, then "
+        "convert bytes to GiB (1 GiB = 2**30 bytes).",
     ],
 )
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptcourse.exercises.core import AnswerError, Exercise, require_type, to_float, to_int
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, require_type, to_float, to_int
 
 __all__ = ["q1", "q2", "q3", "q4", "q5"]
 
@@ -80,8 +80,10 @@ q2 = Exercise(
     "LayerNorms on the residual path",
     check=_check_q2,
     hints=[
-        "Post-LN: h = LN(x + MHA(x)). Is the residual x normalised on its way to h?",
-        "Pre-LN: h = x + MHA(LN(x)). Here x reaches h without passing through a LayerNorm.",
+        "Write one block's two lines in each arrangement and follow the term x itself (not LN(x)) from "
+        "the block's input to its output.",
+        "A LayerNorm is on the residual path when the sum x + sublayer(...) goes through it. Count such "
+        "LayerNorms in one block, then multiply by the number of blocks.",
     ],
 )
 
@@ -103,13 +105,8 @@ def _reference_pe(n: int, d: int, *, swap: bool = False, exponent_i: bool = Fals
 def _check_q3(answer: Any) -> tuple[bool, str]:
     import torch
 
-    if not callable(answer):
-        raise AnswerError(f"pass your function itself (sinusoidal, without calling it), got a {type(answer).__name__}.")
     for n, d in [(50, 16), (7, 64), (20, 6)]:
-        try:
-            got = answer(n, d)
-        except Exception as err:
-            raise AnswerError(f"your function raised {type(err).__name__}: {err}") from err
+        got = call_answer(answer, n, d, what="sinusoidal")
         if not isinstance(got, torch.Tensor):
             return False, f"return a torch tensor, got a {type(got).__name__}."
         if tuple(got.shape) != (n, d):
@@ -133,7 +130,8 @@ q3 = Exercise(
     check=_check_q3,
     hints=[
         "pos = torch.arange(n).unsqueeze(1) has shape (n, 1); the frequencies have shape (d/2,); their product broadcasts to (n, d/2).",
-        "Fill pe[:, 0::2] with the sines and pe[:, 1::2] with the cosines; omega = 10000 ** (-torch.arange(0, d, 2) / d).",
+        "Fill the even columns (pe[:, 0::2]) and the odd columns (pe[:, 1::2]) separately; the frequency of a "
+        "column pair comes from its even feature index 2i, the same for its sine and its cosine.",
     ],
 )
 
@@ -160,8 +158,6 @@ def _check_q4(answer: Any) -> tuple[bool, str]:
 
     from ptcourse.attention import TransformerEncoderBlock
 
-    if not callable(answer):
-        raise AnswerError(f"pass your function itself (block_forward, without calling it), got a {type(answer).__name__}.")
     for norm_first in (False, True):
         torch.manual_seed(7 + norm_first)
         block = TransformerEncoderBlock(16, 4, 32, norm_first=norm_first).eval()
@@ -171,10 +167,7 @@ def _check_q4(answer: Any) -> tuple[bool, str]:
                 norm.bias.normal_(0, 0.3)
         x = torch.randn(2, 5, 16) * 2 + 0.5
         with torch.no_grad():
-            try:
-                got = answer(block, x)
-            except Exception as err:
-                raise AnswerError(f"your function raised {type(err).__name__}: {err}") from err
+            got = call_answer(answer, block, x, what="block_forward")
             if isinstance(got, tuple):
                 return False, "return only the output tensor, not a tuple (MultiHeadAttention returns (output, weights); keep [0])."
             if not isinstance(got, torch.Tensor) or got.shape != x.shape:
@@ -202,7 +195,8 @@ q4 = Exercise(
     check=_check_q4,
     hints=[
         "block.self_attn(t) returns (output, weights); block.ff, block.norm1 and block.norm2 are plain modules.",
-        "post-LN: h = norm1(x + attn(x)); y = norm2(h + ff(h)).  pre-LN: h = x + attn(norm1(x)); y = h + ff(norm2(h)).",
+        "Translate the chapter's table line by line: LN_1 is block.norm1, LN_2 is block.norm2, MHA(t) is "
+        "block.self_attn(t)[0], FFN is block.ff. Post-LN normalises the sum; pre-LN normalises the sublayer's input.",
     ],
 )
 
