@@ -360,8 +360,8 @@ def train_classifier(
             return {"ce": outputs.loss, "reg": regulariser()}
     return fit(model, train_loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
                val_loader=val_loader, metrics={"acc": accuracy}, grad_accum_steps=grad_accum_steps,
-               max_grad_norm=max_grad_norm, monitor="val_acc", early_stopping_patience=epochs + 1,
-               restore_best=True, device=device, amp=amp, progress=False)
+               max_grad_norm=max_grad_norm, monitor="val_acc", device=device, amp=amp, progress=False,
+               early_stopping_patience=epochs + 1)  # never stops early; fit restores the best epoch
 
 
 def domain_adapt(checkpoint: str | Path, ids: Sequence[Sequence[int]], tokenizer: Any, out_dir: str | Path, *,
