@@ -74,8 +74,8 @@ q1 = Exercise(
     check=_check_q1,
     hints=[
         "Loop over model.named_parameters() and put each parameter in one of two lists.",
-        "A bias and a LayerNorm weight have one dimension (p.ndim == 1); weight matrices and embeddings have two. "
-        "Return [{'params': decay, 'weight_decay': wd, 'lr': lr}, {'params': no_decay, 'weight_decay': 0.0, ...}].",
+        "A bias and a LayerNorm weight have one dimension; weight matrices and embedding tables have two. "
+        "Return two dicts for AdamW, each with its 'params', its 'weight_decay' and the 'lr'.",
     ],
 )
 
@@ -155,7 +155,8 @@ q3 = Exercise(
     check=_check_q3,
     hints=[
         "Only the parameters whose names are in `reference` are shared with the pretrained model.",
-        "Sum ((p - reference[name]) ** 2).sum() over those parameters, then multiply by alpha.",
+        "For each shared parameter, square its element-wise difference from the pretrained value and add up "
+        "every element; scale the total by alpha. Build it from the parameters themselves, not from .item().",
     ],
 )
 
@@ -201,7 +202,8 @@ q4 = Exercise(
     check=_check_q4,
     hints=[
         "Each micro-batch's loss is a mean over its own examples; the big batch's loss is a mean over all of them.",
-        "Scale each micro-batch's loss by len(batch['labels']) / total before calling backward().",
+        "Count the examples of all micro-batches first; then weight each micro-batch's loss by the share of "
+        "the examples it holds (not by 1 / number of micro-batches) before its backward().",
     ],
 )
 
