@@ -292,6 +292,21 @@ def test_train_classifier_learns_and_logs_a_regulariser(loaded):
     assert history["val_acc"].max() > 0.7 and reg.distance() > 0
 
 
+def test_train_classifier_ends_at_its_best_validation_epoch(loaded):
+    """The returned model has the weights of the epoch with the best validation accuracy, not the last."""
+    from ptcourse.sentiment import ASPECTS, NEGATIVE, POSITIVE, TextSet
+    from ptcourse.training import accuracy, evaluate
+
+    model, tokenizer = loaded
+    easy = [(f"the {a} was {w}", int(w in POSITIVE)) for a in ASPECTS for w in POSITIVE + NEGATIVE]
+    easy = TextSet([t for t, _ in easy], [y for _, y in easy], "easy", ["negative", "positive"])
+    flipped = TextSet(easy.texts, 1 - easy.labels, "flipped", easy.classes)  # learning the task makes it worse
+    train, val = batches(tokenizer, easy, shuffle=True), batches(tokenizer, flipped.subset(range(0, 384, 8)))
+    history = train_classifier(model, train, val, lr=1e-2, epochs=4, device="cpu", amp=False)
+    assert history["val_acc"].iloc[-1] < history["val_acc"].max()  # here the last epoch is not the best
+    assert evaluate(model, val, metrics={"acc": accuracy})["acc"] == pytest.approx(history["val_acc"].max())
+
+
 def test_train_classifier_bad_input(loaded):
     model, tokenizer = loaded
     b = batches(tokenizer, SENTENCES.val)
