@@ -431,26 +431,35 @@ def _is_complete(path: Path) -> bool:
         return False
 
 
+def _saved_recipe(path: Path) -> dict | None:
+    """The recipe recorded in a saved checkpoint's marker (None when it records none)."""
+    return json.loads((path / _MARKER).read_text()).get("recipe")
+
+
 def mini_bert_checkpoint(rebuild: bool = True) -> Path:
     """The directory of chapter 06's pretrained mini-BERT and its tokenizer, for the profile in force.
 
-    If it is missing or incomplete and ``rebuild`` is true, it is made again by running
-    :func:`pretrain` (chapter 06's recipe and seed) and saved; otherwise ``FileNotFoundError``.
+    If it is missing, incomplete, or was pretrained with another recipe than the profile's
+    current one (an older version of the course), and ``rebuild`` is true, it is made again by
+    running :func:`pretrain` (chapter 06's recipe and seed) and saved; otherwise ``FileNotFoundError``.
 
     Usage: ``path = mini_bert_checkpoint(); BertForSequenceClassification.from_pretrained(path, num_labels=2)``
     """
     path = checkpoint_path()
-    if _is_complete(path):
+    complete = _is_complete(path)
+    current = json.loads(json.dumps(dataclasses.asdict(pretraining_recipe())))  # as the marker stores it
+    if complete and _saved_recipe(path) in (None, current):
         return path
+    problem = "was pretrained with another recipe" if complete else "is missing or incomplete"
     if not rebuild:
         raise FileNotFoundError(
-            f"no complete mini-BERT checkpoint for profile {profile()!r} in {path}: run "
+            f"the mini-BERT checkpoint for profile {profile()!r} in {path} {problem}: run "
             "notebooks/06_bert_pretraining.ipynb, or call ptcourse.bert.mini_bert_checkpoint(rebuild=True)"
         )
     from ptcourse.hub import notice
 
-    notice(f"no mini-BERT checkpoint for profile {profile()!r} in {path}: pretraining it now with "
-           "chapter 06's recipe (ptcourse.bert.pretrain).")
+    notice(f"the mini-BERT checkpoint for profile {profile()!r} in {path} {problem}: pretraining it now "
+           "with chapter 06's recipe (ptcourse.bert.pretrain).")
     run = pretrain(progress=False)
     return save_mini_bert(run.model, run.tokenizer, path,
                           info={"recipe": dataclasses.asdict(run.recipe), "seconds": run.seconds,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 from types import SimpleNamespace
@@ -279,6 +280,14 @@ def test_checkpoint_is_rebuilt_when_missing_or_corrupt_and_loads_for_chapter_07(
         mini_bert_checkpoint(rebuild=False)
     assert mini_bert_checkpoint() == path and "pretraining it now" in capsys.readouterr().out
     assert not list(tmp_path.glob("*.tmp-*"))
+
+    changed = dataclasses.replace(TINY, epochs=TINY.epochs + 1)   # the course's recipe changed since
+    monkeypatch.setattr(bert, "pretraining_recipe", lambda: changed)
+    with pytest.raises(FileNotFoundError, match="another recipe"):
+        mini_bert_checkpoint(rebuild=False)
+    assert mini_bert_checkpoint() == path and "another recipe" in capsys.readouterr().out
+    assert json.loads((path / "ptcourse_pretraining.json").read_text())["recipe"]["epochs"] == changed.epochs
+    assert mini_bert_checkpoint(rebuild=False) == path
 
 
 def test_save_refuses_a_tokenizer_that_does_not_fit(tmp_path, data):
