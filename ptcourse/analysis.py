@@ -125,7 +125,7 @@ def _profile(profile: str | None) -> str:
 
 
 def split_by_profile(table: pd.DataFrame, profile: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows of ``profile`` (default: the one in force), and the rows of every other profile.
+    """The rows of ``profile`` (default: the one in force), and the rows of every other profile (chapter 09).
 
     Records that cannot be read (a results file edited by hand) are skipped, with a
     one-line notice; mean, std and seeds are recomputed from each record's values.
@@ -182,7 +182,7 @@ def _interval(values: Any) -> tuple[float, float]:
 
 
 def headline_table(table: pd.DataFrame) -> pd.DataFrame:
-    """One readable row per headline number (curve points excluded), with its 95 % t interval.
+    """One readable row per headline number (curve points excluded), with its 95 % t interval (chapter 09).
 
     A result measured with one seed gets no interval: its spread is unknown.
 
@@ -211,7 +211,7 @@ def headline_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def curve_points(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows recorded with ``at=`` (points of a curve), with their x and 95 % t intervals.
+    """The rows recorded with ``at=`` (points of a curve), with their x and 95 % t intervals (chapter 09).
 
     The x variable is the first name in ``at``; further names (``at={"epochs": 5,
     "width": 64}``) become part of the line's name, ``series`` ("..., width 64").
@@ -230,7 +230,7 @@ def curve_points(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_headlines(table: pd.DataFrame, title: str = "Headline results"):
-    """A dot per headline number with its 95 % t interval, one panel per metric; returns the figure.
+    """A dot per headline number with its 95 % t interval, one panel per metric; returns the figure (chapter 09).
 
     Hollow dots are single-seed results (no interval). Usage: ``plot_headlines(current)``
     """

@@ -110,7 +110,7 @@ def _check_same_device(name: str, mask: Tensor, scores: Tensor) -> None:
 
 # --------------------------------------------------------------------------- masks
 def causal_mask(n_queries: int, n_keys: int | None = None, device=None) -> Tensor:
-    """Bool ``(L, S)`` mask, ``True`` above the diagonal (= the future, not allowed).
+    """Bool ``(L, S)`` mask, ``True`` above the diagonal (= the future, not allowed) (chapter 04).
 
     Usage: ``causal_mask(4)`` -> 4x4 bool tensor, ``True`` where key index > query index.
     """
@@ -216,7 +216,7 @@ def fully_masked_rows(
     causal: bool = False,
     attn_mask: Tensor | None = None,
 ) -> Tensor:
-    """Bool tensor of shape ``(batch, n_queries)``, ``True`` for each query that may attend to no key.
+    """Bool tensor of shape ``(batch, n_queries)``, ``True`` for each query that may attend to no key (chapter 04).
 
     Always two dims: ``batch`` is the masks' batch size (the first dim of
     ``key_padding_mask``, or of a 3- or 4-dim ``attn_mask``), or 1 when no mask varies
@@ -272,7 +272,7 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     return_weights: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    r"""Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
+    r"""Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V (chapter 04).
 
     Shapes: ``q`` (..., L, d_k), ``k`` (..., S, d_k), ``v`` (..., S, d_v) with the same
     leading dims (e.g. (B, L, d) or (B, H, L, d)); returns (..., L, d_v), and with
@@ -299,7 +299,7 @@ def scaled_dot_product_attention(
 
 
 class MultiHeadAttention(nn.Module):
-    r"""Multi-head attention, batch first: heads attend in parallel in d_model/n_heads dims.
+    r"""Multi-head attention, batch first: heads attend in parallel in d_model/n_heads dims (chapter 04).
 
     MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
     head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V).
@@ -440,7 +440,7 @@ class MultiHeadAttention(nn.Module):
 
 # --------------------------------------------------------------------------- positions
 def sinusoidal_encoding(n_positions: int, d_model: int, base: float = 10_000.0) -> Tensor:
-    r"""The (n_positions, d_model) table PE[pos, 2i] = sin(pos / base^{2i/d}), PE[pos, 2i+1] = cos(...).
+    r"""The (n_positions, d_model) table PE[pos, 2i] = sin(pos / base^{2i/d}), PE[pos, 2i+1] = cos(...) (chapter 05).
 
     Usage: ``pe = sinusoidal_encoding(50, 16)``
     """
@@ -466,7 +466,7 @@ def _check_positions(x: Tensor, d_model: int, max_len: int) -> None:
 
 
 class SinusoidalPositionalEncoding(nn.Module):
-    """Adds the fixed sinusoidal table to (B, L, d_model) inputs: x + PE[:L] (no parameters).
+    """Adds the fixed sinusoidal table to (B, L, d_model) inputs: x + PE[:L] (no parameters) (chapter 05).
 
     Usage: ``x = SinusoidalPositionalEncoding(64, max_len=512)(token_embeddings)``
     """
@@ -483,7 +483,7 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class LearnedPositionalEncoding(nn.Module):
-    """Adds a trained (max_len, d_model) table of position vectors: x + P[:L].
+    """Adds a trained (max_len, d_model) table of position vectors: x + P[:L] (chapter 05).
 
     Usage: ``x = LearnedPositionalEncoding(64, max_len=128)(token_embeddings)``
     """
@@ -504,7 +504,7 @@ _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
 class FeedForward(nn.Module):
-    r"""Position-wise feed-forward network FFN(x) = W_2 act(W_1 x + b_1) + b_2, applied to each position.
+    r"""Position-wise feed-forward network FFN(x) = W_2 act(W_1 x + b_1) + b_2, applied to each position (chapter 05).
 
     Usage: ``FeedForward(64, 256)(x)``  # x: (..., 64)
     """
@@ -526,7 +526,7 @@ class FeedForward(nn.Module):
 
 
 class TransformerEncoderBlock(nn.Module):
-    r"""One encoder block: self-attention and feed-forward sublayers, each with a residual.
+    r"""One encoder block: self-attention and feed-forward sublayers, each with a residual (chapter 05).
 
     post-LN (``norm_first=False``, the 2017 paper):
         h = LN_1(x + MHA(x)),      y = LN_2(h + FFN(h))
@@ -643,7 +643,7 @@ class TransformerEncoderBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Token embedding + positional encoding + a stack of encoder blocks (+ optional head).
+    """Token embedding + positional encoding + a stack of encoder blocks (+ optional head) (chapter 05).
 
     ``forward(tokens)`` takes int64 tokens (B, L) and returns (B, L, d_model) hidden
     states, or (B, L, n_outputs) logits when ``n_outputs`` is given. With
@@ -725,7 +725,7 @@ def plot_attention(
     title: str = "Attention weights",
     colorbar: bool = True,
 ):
-    """Heat-map of a (L, S) weight matrix (tensor or array): rows = queries, columns = keys.
+    """Heat-map of a (L, S) weight matrix (tensor or array): rows = queries, columns = keys (chapter 04).
 
     Usage: ``plot_attention(w[0], tokens, tokens, title="head 0")``
     """

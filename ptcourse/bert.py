@@ -55,7 +55,10 @@ _MARKER = "ptcourse_pretraining.json"  # written last: its presence means the ch
 # ---------------------------------------------------------------- the recipe of each profile
 @dataclass(frozen=True)
 class PretrainingRecipe:
-    """Every size and hyper-parameter of one pretraining run (see :func:`pretraining_recipe`)."""
+    """Every size and hyper-parameter of one pretraining run (see :func:`pretraining_recipe`) (chapter 06).
+
+    Usage: ``dataclasses.replace(pretraining_recipe(), epochs=1)``
+    """
 
     vocab_size: int          # WordPiece vocabulary, special tokens included
     max_len: int             # tokens per pair, [CLS] and both [SEP] included
@@ -79,7 +82,7 @@ class PretrainingRecipe:
 
 
 def pretraining_recipe() -> PretrainingRecipe:
-    """The recipe of the profile in force (fast: seconds on a CPU; standard: minutes; full: one GPU).
+    """The recipe of the profile in force (fast: seconds on a CPU; standard: minutes; full: one GPU) (chapter 06).
 
     Usage: ``recipe = pretraining_recipe(); dataclasses.replace(recipe, epochs=1)``
     """
@@ -102,7 +105,10 @@ def pretraining_recipe() -> PretrainingRecipe:
 # ---------------------------------------------------------------- data
 @dataclass
 class PretrainingData:
-    """The corpus, the tokenizer trained on it, training pairs and fixed held-out batches."""
+    """The corpus, the tokenizer trained on it, training pairs and fixed held-out batches (chapter 06).
+
+    Usage: ``data = prepare_data(recipe); data.tokenizer, data.train_set``
+    """
 
     train_corpus: Corpus
     held_out_corpus: Corpus
@@ -114,7 +120,7 @@ class PretrainingData:
 
 def prepare_data(recipe: PretrainingRecipe | None = None,
                  corpora: tuple[Corpus, Corpus] | None = None) -> PretrainingData:
-    """Load the corpus, train the WordPiece tokenizer, build the NSP pairs and the held-out batches.
+    """Load the corpus, train the WordPiece tokenizer, build the NSP pairs and the held-out batches (chapter 06).
 
     ``corpora`` = (training corpus, held-out corpus) replaces :func:`ptcourse.text.load_corpus`.
 
@@ -137,7 +143,7 @@ def prepare_data(recipe: PretrainingRecipe | None = None,
 
 # ---------------------------------------------------------------- model
 def mini_bert_config(vocab_size: int, recipe: PretrainingRecipe | None = None):
-    """A ``BertConfig`` with the recipe's sizes and PyTorch's fused attention (SDPA).
+    """A ``BertConfig`` with the recipe's sizes and PyTorch's fused attention (SDPA) (chapter 06).
 
     Usage: ``config = mini_bert_config(len(tokenizer))``
     """
@@ -152,7 +158,7 @@ def mini_bert_config(vocab_size: int, recipe: PretrainingRecipe | None = None):
 
 
 def new_mini_bert(tokenizer: Any, recipe: PretrainingRecipe | None = None):
-    """A freshly initialised ``BertForPreTraining`` sized for ``tokenizer`` (seeded with ``recipe.seed``).
+    """A freshly initialised ``BertForPreTraining`` sized for ``tokenizer`` (seeded with ``recipe.seed``) (chapter 06).
 
     Usage: ``model = new_mini_bert(tokenizer)``
     """
@@ -166,7 +172,7 @@ def new_mini_bert(tokenizer: Any, recipe: PretrainingRecipe | None = None):
 
 
 def check_compatible(model: Any, tokenizer: Any, max_len: int | None = None) -> None:
-    """Raise ``ValueError`` if ``tokenizer`` and ``model`` do not fit together.
+    """Raise ``ValueError`` if ``tokenizer`` and ``model`` do not fit together (chapter 06).
 
     The tokenizer's vocabulary must have exactly ``config.vocab_size`` entries, and
     sequences of ``max_len`` tokens must fit ``config.max_position_embeddings``.
@@ -190,7 +196,7 @@ def check_compatible(model: Any, tokenizer: Any, max_len: int | None = None) -> 
 
 # ---------------------------------------------------------------- losses and metrics
 def pretraining_losses(outputs: Any, batch: dict[str, torch.Tensor], nsp_weight: float = 1.0) -> dict[str, Any]:
-    """``{"loss": L_MLM + nsp_weight * L_NSP, "mlm_loss": L_MLM, "nsp_loss": L_NSP}`` for ``ptcourse.fit``.
+    """``{"loss": L_MLM + nsp_weight * L_NSP, "mlm_loss": L_MLM, "nsp_loss": L_NSP}`` for ``ptcourse.fit`` (chapter 06).
 
     ``outputs.loss`` of ``BertForPreTraining`` is L_MLM + L_NSP; L_NSP (2 logits per pair) is
     recomputed here and subtracted, which avoids a second cross-entropy over the vocabulary.
@@ -205,14 +211,20 @@ def pretraining_losses(outputs: Any, batch: dict[str, torch.Tensor], nsp_weight:
 
 
 def mlm_accuracy(outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Share of the masked positions (labels != -100) whose arg-max prediction is the original token."""
+    """Share of the masked positions (labels != -100) whose arg-max prediction is the original token (chapter 06).
+
+    Usage: ``fit(..., metrics={"mlm_acc": mlm_accuracy})``
+    """
     labels = batch["labels"]
     chosen = labels != -100
     return (outputs.prediction_logits.argmax(-1)[chosen] == labels[chosen]).float().mean()
 
 
 def nsp_accuracy(outputs: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Share of pairs whose IsNext (0) / random (1) prediction is right."""
+    """Share of pairs whose IsNext (0) / random (1) prediction is right (chapter 06).
+
+    Usage: ``fit(..., metrics={"nsp_acc": nsp_accuracy})``
+    """
     return (outputs.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).float().mean()
 
 
@@ -221,7 +233,7 @@ METRICS = {"mlm_acc": mlm_accuracy, "nsp_acc": nsp_accuracy}
 
 # ---------------------------------------------------------------- optimizer and loader
 def make_optimizer(model: Any, recipe: PretrainingRecipe, steps: int) -> tuple[torch.optim.Optimizer, Any]:
-    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up-then-decay schedule.
+    """AdamW (no decay on biases and LayerNorm weights) and a linear warm-up-then-decay schedule (chapter 06).
 
     ``steps`` is the number of optimizer steps of the whole run.
 
@@ -239,11 +251,13 @@ def make_optimizer(model: Any, recipe: PretrainingRecipe, steps: int) -> tuple[t
 
 
 def train_loader(data: PretrainingData, recipe: PretrainingRecipe) -> DataLoader:
-    """Shuffled batches of pairs of similar length, masked afresh each time (dynamic masking).
+    """Shuffled batches of pairs of similar length, masked afresh each time (dynamic masking) (chapter 06).
 
     ``LengthGroupedSampler`` (what ``Trainer(group_by_length=True)`` uses) shuffles the pairs,
     then sorts groups of 50 batches by length, so a batch wastes little compute on padding.
     The shuffling is seeded by the recipe.
+
+    Usage: ``loader = train_loader(data, recipe)``
     """
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -256,14 +270,20 @@ def train_loader(data: PretrainingData, recipe: PretrainingRecipe) -> DataLoader
 
 
 def optimizer_steps(loader: DataLoader, recipe: PretrainingRecipe) -> int:
-    """Optimizer steps of the run: ceil(batches / grad_accum_steps) per epoch."""
+    """Optimizer steps of the run: ceil(batches / grad_accum_steps) per epoch (chapter 06).
+
+    Usage: ``steps = optimizer_steps(loader, recipe)``
+    """
     return recipe.epochs * math.ceil(len(loader) / recipe.grad_accum_steps)
 
 
 # ---------------------------------------------------------------- the run
 @dataclass
 class PretrainingRun:
-    """What :func:`pretrain` returns: the trained model, its tokenizer, the history, the data and the time."""
+    """What :func:`pretrain` returns: the trained model, its tokenizer, the history, the data and the time (chapter 06).
+
+    Usage: ``run = pretrain(); run.model, run.history``
+    """
 
     model: Any
     tokenizer: Any
@@ -297,7 +317,7 @@ def pretrain(recipe: PretrainingRecipe | None = None, data: PretrainingData | No
 
 @torch.no_grad()
 def held_out_scores(model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Per-token and per-pair results on fixed held-out batches (on the CPU, float32).
+    """Per-token and per-pair results on fixed held-out batches (on the CPU, float32) (chapter 06).
 
     Returns ``mlm_loss`` and ``mlm_correct`` (one entry per masked token), ``targets``
     (their original ids), ``nsp_loss`` and ``nsp_correct`` (one entry per pair).
@@ -330,7 +350,7 @@ def held_out_scores(model: Any, batches: list[dict[str, torch.Tensor]]) -> dict[
 
 # ---------------------------------------------------------------- fill-mask
 def as_masked_lm(model: Any):
-    """A ``BertForMaskedLM`` with the encoder and MLM head of a ``BertForPreTraining`` (weights copied).
+    """A ``BertForMaskedLM`` with the encoder and MLM head of a ``BertForPreTraining`` (weights copied) (chapter 06).
 
     ``pipeline("fill-mask")`` needs a masked-LM model; the NSP head and the pooler are left out.
 
@@ -350,7 +370,7 @@ def as_masked_lm(model: Any):
 
 
 def fill_mask_examples(tokenizer: Any, sentences: list[str], n: int, seed: int = 0) -> list[tuple[str, str]]:
-    """``n`` held-out sentences with one whole word replaced by ``[MASK]``: ``(masked text, answer)``.
+    """``n`` held-out sentences with one whole word replaced by ``[MASK]``: ``(masked text, answer)`` (chapter 06).
 
     The masked word is alphabetic, at least 3 letters, and a single token of the tokenizer
     (so that one ``[MASK]`` stands for it); sentences longer than the tokenizer's
@@ -377,7 +397,7 @@ def fill_mask_examples(tokenizer: Any, sentences: list[str], n: int, seed: int =
 
 
 def fill_mask_hits(fill_mask: Any, examples: list[tuple[str, str]], k: int = 5) -> list[bool]:
-    """For each ``(masked text, answer)``: is the answer among the pipeline's top-``k`` predictions?
+    """For each ``(masked text, answer)``: is the answer among the pipeline's top-``k`` predictions? (chapter 06)
 
     Usage: ``hits = fill_mask_hits(pipeline("fill-mask", model=..., tokenizer=...), examples, k=5)``
     """
@@ -390,14 +410,17 @@ def fill_mask_hits(fill_mask: Any, examples: list[tuple[str, str]], k: int = 5) 
 
 # ---------------------------------------------------------------- the checkpoint for chapter 07
 def checkpoint_path() -> Path:
-    """``checkpoint_dir()/ch06_mini_bert_<profile>``: where the profile's mini-BERT is saved."""
+    """``checkpoint_dir()/ch06_mini_bert_<profile>``: where the profile's mini-BERT is saved (chapter 06).
+
+    Usage: ``path = checkpoint_path()``
+    """
     from ptcourse.paths import checkpoint_dir
 
     return checkpoint_dir() / f"ch06_mini_bert_{profile()}"
 
 
 def save_mini_bert(model: Any, tokenizer: Any, path: Path | str | None = None, info: dict | None = None) -> Path:
-    """Save model and tokenizer with ``save_pretrained`` (atomically: a complete directory or none).
+    """Save model and tokenizer with ``save_pretrained`` (atomically: a complete directory or none) (chapter 06).
 
     Usage: ``save_mini_bert(run.model, run.tokenizer)  # -> checkpoint_path()``
     """

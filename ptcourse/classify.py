@@ -49,7 +49,7 @@ __all__ = [
 
 # ------------------------------------------------------------------ tokenising and batches
 def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids of every text (``[CLS] ... [SEP]``), cut to ``max_length`` tokens.
+    """Token ids of every text (``[CLS] ... [SEP]``), cut to ``max_length`` tokens (chapter 07).
 
     Texts longer than ``max_length`` are truncated, and one ``[ptcourse]`` line says how
     many were (a model cannot read past its ``max_position_embeddings``).
@@ -75,7 +75,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, labels: Any = None) -> dict[str, torch.Tensor]:
-    """Pad token-id lists to the longest one: ``input_ids``, ``attention_mask`` (and ``labels``).
+    """Pad token-id lists to the longest one: ``input_ids``, ``attention_mask`` (and ``labels``) (chapter 07).
 
     Usage: ``batch = pad_batch([[2, 7, 3], [2, 3]], pad_id=0, labels=[1, 0])``
     """
@@ -100,7 +100,7 @@ def _check_batch_size(batch_size: Any) -> int:
 
 
 class TextBatches:
-    """Dict batches of token ids, padded per batch (dynamic padding); optionally length-bucketed.
+    """Dict batches of token ids, padded per batch (dynamic padding); optionally length-bucketed (chapter 07).
 
     ``bucket=True`` sorts the shuffled sentences by length inside windows of 50 batches
     and then shuffles the batches, so each batch holds sentences of similar length and
@@ -174,7 +174,7 @@ class MaskedTextBatches(TextBatches):
 
 
 def padding_fraction(loader: Any) -> float:
-    """The fraction of the token positions in ``loader``'s batches that are padding.
+    """The fraction of the token positions in ``loader``'s batches that are padding (chapter 07).
 
     Usage: ``padding_fraction(TextBatches(ids, y, 32, pad_id, bucket=True))``
     """
@@ -189,7 +189,7 @@ def padding_fraction(loader: Any) -> float:
 
 # ------------------------------------------------------------------ checks
 def check_vocab(model: nn.Module, tokenizer: Any) -> None:
-    """Raise ``ValueError`` unless the tokenizer has exactly as many tokens as the model's embedding rows.
+    """Raise ``ValueError`` unless the tokenizer has exactly as many tokens as the model's embedding rows (chapter 07).
 
     A tokenizer from another checkpoint gives token ids that index the wrong rows (or
     past the end) of the embedding matrix: silently wrong, or an ``IndexError`` later.
@@ -205,7 +205,7 @@ def check_vocab(model: nn.Module, tokenizer: Any) -> None:
 
 
 def check_labels(model: nn.Module, labels: Any) -> None:
-    """Raise ``ValueError`` unless every label is in ``0 .. num_labels - 1`` of the model's head.
+    """Raise ``ValueError`` unless every label is in ``0 .. num_labels - 1`` of the model's head (chapter 07).
 
     Usage: ``check_labels(model, train.labels)``
     """
@@ -224,7 +224,7 @@ def check_labels(model: nn.Module, labels: Any) -> None:
 
 
 def check_trainable(model: nn.Module) -> None:
-    """Raise ``ValueError`` when every parameter of ``model`` is frozen (nothing left to train).
+    """Raise ``ValueError`` when every parameter of ``model`` is frozen (nothing left to train) (chapter 07).
 
     Usage: ``check_trainable(model)``
     """
@@ -242,7 +242,7 @@ def _labels_of(loader: Any) -> torch.Tensor | None:
 # ------------------------------------------------------------------ models
 def load_classifier(source: str | Path, num_labels: int = 2, *, pretrained: bool = True,
                     classes: Sequence[str] | None = None, dropout: float | None = None) -> tuple[nn.Module, Any] | None:
-    """``BertForSequenceClassification`` and its tokenizer from a directory or a hub id.
+    """``BertForSequenceClassification`` and its tokenizer from a directory or a hub id (chapter 07).
 
     ``pretrained=False`` builds the same architecture (same config) with random weights:
     the "no pretraining" baseline. A hub id goes through :func:`ptcourse.hub.hf_pretrained`
@@ -293,7 +293,7 @@ def load_classifier(source: str | Path, num_labels: int = 2, *, pretrained: bool
 
 
 def bert_layers(model: nn.Module) -> list[Any]:
-    """The layers of a BERT classifier from bottom to top, for :func:`ptcourse.finetune.layerwise_lr_decay`.
+    """The layers of a BERT classifier from bottom to top, for :func:`ptcourse.finetune.layerwise_lr_decay` (chapter 07).
 
     ``[embeddings, layer 0, ..., layer L-1, [pooler, classifier]]``: the head sits in the top group.
 
@@ -324,7 +324,7 @@ def train_classifier(
     device: Any = None,
     amp: bool | str = "auto",
 ) -> Any:
-    """Fine-tune ``model`` with AdamW and a warm-up schedule; keep the epoch best on validation.
+    """Fine-tune ``model`` with AdamW and a warm-up schedule; keep the epoch best on validation (chapter 07).
 
     ``schedule="linear"``: linear warm-up over the first ``warmup`` fraction of the optimizer
     steps, then linear decay to 0 (Devlin et al., 2019); ``"constant"``: ``lr`` throughout.
@@ -367,7 +367,7 @@ def train_classifier(
 def domain_adapt(checkpoint: str | Path, ids: Sequence[Sequence[int]], tokenizer: Any, out_dir: str | Path, *,
                  epochs: int, lr: float = 5e-4, batch_size: int = 64, mask_fn: Any = None,
                  device: Any = None) -> Any:
-    """Continue masked-language-model pretraining on the task's own (unlabelled) texts; save it.
+    """Continue masked-language-model pretraining on the task's own (unlabelled) texts; save it (chapter 07).
 
     Domain-adaptive pretraining (Gururangan et al., 2020): the ``BertForPreTraining`` in
     ``checkpoint`` trains a few more epochs with the MLM loss alone on ``ids``, and is saved
@@ -403,7 +403,7 @@ def domain_adapt(checkpoint: str | Path, ids: Sequence[Sequence[int]], tokenizer
 
 def fixed_masked_batches(ids: Sequence[Sequence[int]], tokenizer: Any, batch_size: int = 128, seed: int = 0,
                          mask_fn: Any = None) -> list[dict[str, torch.Tensor]]:
-    """Masked-language-model batches masked once, with a seeded generator: the same masks every time.
+    """Masked-language-model batches masked once, with a seeded generator: the same masks every time (chapter 07).
 
     Comparing MLM losses (before and after fine-tuning, one model against another) needs the
     same masked positions each time. ``mask_fn`` defaults to :func:`ptcourse.text.mask_tokens`.
@@ -419,7 +419,7 @@ def fixed_masked_batches(ids: Sequence[Sequence[int]], tokenizer: Any, batch_siz
 
 @torch.no_grad()
 def masked_lm_loss(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor]]) -> float:
-    """The mean cross-entropy over the masked tokens of ``batches`` (a ``BertForPreTraining`` or ``...MaskedLM``).
+    """The mean cross-entropy over the masked tokens of ``batches`` (a ``BertForPreTraining`` or ``...MaskedLM``) (chapter 07).
 
     Usage: ``masked_lm_loss(BertForPreTraining.from_pretrained(path), fixed_masked_batches(ids, tokenizer))``
     """
@@ -446,7 +446,7 @@ def masked_lm_loss(model: nn.Module, batches: Sequence[Mapping[str, torch.Tensor
 
 
 def graft_encoder(pretraining_model: nn.Module, classifier: nn.Module) -> nn.Module:
-    """A copy of ``pretraining_model`` (with its MLM head) whose encoder is the fine-tuned ``classifier``'s.
+    """A copy of ``pretraining_model`` (with its MLM head) whose encoder is the fine-tuned ``classifier``'s (chapter 07).
 
     How much of its pretraining did fine-tuning destroy? Put the fine-tuned encoder back under
     the pretrained MLM head and measure :func:`masked_lm_loss` on held-out text.
@@ -466,7 +466,7 @@ def graft_encoder(pretraining_model: nn.Module, classifier: nn.Module) -> nn.Mod
 # ------------------------------------------------------------------ predictions and features
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: Any) -> torch.Tensor:
-    """The logits of every sentence of ``loader`` (in its order), computed in eval mode.
+    """The logits of every sentence of ``loader`` (in its order), computed in eval mode (chapter 07).
 
     Usage: ``preds = predict_logits(model, test_loader).argmax(-1)``
     """
@@ -485,7 +485,7 @@ def predict_logits(model: nn.Module, loader: Any) -> torch.Tensor:
 
 @torch.no_grad()
 def layer_features(model: nn.Module, loader: Any, pooling: str = "mean") -> list[torch.Tensor]:
-    """One (N, hidden) feature matrix per layer: the embeddings, then each Transformer layer.
+    """One (N, hidden) feature matrix per layer: the embeddings, then each Transformer layer (chapter 07).
 
     ``pooling="mean"`` averages the hidden states over the real (non-padding) tokens;
     ``"cls"`` takes the ``[CLS]`` position.
@@ -516,7 +516,7 @@ def layer_features(model: nn.Module, loader: Any, pooling: str = "mean") -> list
 
 
 def probe_accuracy(train_x: torch.Tensor, train_y: Any, test_x: torch.Tensor, test_y: Any, C: float = 1.0) -> float:
-    """Accuracy of a linear probe: standardised features, then logistic regression (scikit-learn).
+    """Accuracy of a linear probe: standardised features, then logistic regression (scikit-learn) (chapter 07).
 
     Usage: ``probe_accuracy(feats_train[2], train.labels, feats_val[2], val.labels)``
     """

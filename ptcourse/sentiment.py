@@ -52,7 +52,7 @@ CLASSES = ["negative", "positive"]
 
 @dataclass(eq=False)
 class TextSet:
-    """Sentences ``texts`` with integer ``labels`` (0 = negative, 1 = positive) and a name.
+    """Sentences ``texts`` with integer ``labels`` (0 = negative, 1 = positive) and a name (chapter 07).
 
     Usage: ``text, label = ds[0]; few = ds.subset_per_class(8, seed=1)``
     """
@@ -94,7 +94,10 @@ class TextSet:
 
 
 class TextSplits(NamedTuple):
-    """Disjoint train / validation / test sets of sentences."""
+    """Disjoint train / validation / test sets of sentences (chapter 07).
+
+    Usage: ``splits = load_sentiment(); splits.train.texts, splits.train.labels``
+    """
 
     train: TextSet
     val: TextSet
@@ -177,7 +180,7 @@ def _generate(n: int, split: str, rng: random.Random, held: set[tuple[str, str]]
 
 
 def make_synthetic_sentiment(n_train: int = 4000, n_val: int = 500, n_test: int = 1000, seed: int = 0) -> TextSplits:
-    """Deterministic synthetic reviews in which word order decides the label.
+    """Deterministic synthetic reviews in which word order decides the label (chapter 07).
 
     Balanced classes; no sentence occurs twice across the splits. Validation and test use
     (aspect, adjective) pairs and clause templates (``NEW_FRAMES``) that the training
@@ -223,7 +226,7 @@ def _split_of(dataset: Any, split: str) -> tuple[list[str], torch.Tensor]:
 
 
 def sst2_splits(dataset: Any, val_size: int = 872, train_size: int | None = None, seed: int = 0) -> TextSplits:
-    """Our train / validation / test from the GLUE SST-2 ``DatasetDict``.
+    """Our train / validation / test from the GLUE SST-2 ``DatasetDict`` (chapter 07).
 
     Test = SST-2's validation split (its test labels are hidden); validation = a stratified
     ``val_size`` sentences carved out of its train split; ``train_size`` optionally caps
@@ -247,7 +250,7 @@ def sst2_splits(dataset: Any, val_size: int = 872, train_size: int | None = None
 
 
 def load_sst2(val_size: int = 872, train_size: int | None = None, seed: int = 0) -> TextSplits | None:
-    """SST-2 from the course's cache or the hub (``nyu-mll/glue``, ``sst2``), else ``None``.
+    """SST-2 from the course's cache or the hub (``nyu-mll/glue``, ``sst2``), else ``None`` (chapter 07).
 
     Usage: ``splits = load_sst2(train_size=20_000)``
     """
@@ -265,7 +268,7 @@ def load_sentiment(
     n_test: int = 1000,
     seed: int = 0,
 ) -> TextSplits:
-    """Sentiment splits from ``source`` = "auto" (SST-2, else synthetic), "sst2" or "synthetic".
+    """Sentiment splits from ``source`` = "auto" (SST-2, else synthetic), "sst2" or "synthetic" (chapter 07).
 
     With SST-2, ``n_train`` caps its training split and ``n_val`` is the validation size
     (the test set is always SST-2's 872 validation sentences); with the synthetic set the

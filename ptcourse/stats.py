@@ -47,7 +47,7 @@ __all__ = [
 
 
 def as_sample(values: Any, what: str = "values", min_size: int = 1) -> np.ndarray:
-    """``values`` as a 1-D float64 array of finite numbers, at least ``min_size`` long; else a clear error.
+    """``values`` as a 1-D float64 array of finite numbers, at least ``min_size`` long; else a clear error (chapter 09).
 
     Usage: ``x = as_sample(accuracies, "accuracies", min_size=2)``
     """
@@ -100,7 +100,7 @@ def _check_count(value: Any, what: str, minimum: int) -> int:
 
 
 def mean_and_std(values: Any) -> tuple[float, float]:
-    """The mean and the sample standard deviation :math:`s=\\sqrt{\\sum_i (x_i-\\bar x)^2/(n-1)}`.
+    """The mean and the sample standard deviation :math:`s=\\sqrt{\\sum_i (x_i-\\bar x)^2/(n-1)}` (chapter 09).
 
     Usage: ``mean, std = mean_and_std([0.91, 0.89, 0.93])``
     """
@@ -110,7 +110,7 @@ def mean_and_std(values: Any) -> tuple[float, float]:
 
 
 def standard_error(values: Any) -> float:
-    """The standard error of the mean, :math:`s/\\sqrt n`: how far the mean of n seeds typically is from the truth.
+    """The standard error of the mean, :math:`s/\\sqrt n`: how far the mean of n seeds typically is from the truth (chapter 09).
 
     Usage: ``se = standard_error([0.91, 0.89, 0.93])``
     """
@@ -119,7 +119,7 @@ def standard_error(values: Any) -> float:
 
 
 def t_quantile(probability: float, df: float) -> float:
-    """The ``probability`` quantile of Student's t distribution with ``df`` degrees of freedom (a table look-up).
+    """The ``probability`` quantile of Student's t distribution with ``df`` degrees of freedom (a table look-up) (chapter 09).
 
     Usage: ``t_quantile(0.975, 4)  # 2.776``
     """
@@ -130,7 +130,7 @@ def t_quantile(probability: float, df: float) -> float:
 
 
 def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float]:
-    """The confidence interval of the mean, :math:`\\bar x \\pm t_{1-\\alpha/2,\\,n-1}\\, s/\\sqrt n`.
+    """The confidence interval of the mean, :math:`\\bar x \\pm t_{1-\\alpha/2,\\,n-1}\\, s/\\sqrt n` (chapter 09).
 
     Assumes the seeds' results are independent and roughly normal: it tolerates mild skew,
     but one diverged run among a few seeds breaks it (look at the values, not only the
@@ -146,7 +146,7 @@ def t_interval(values: Any, confidence: float = 0.95) -> tuple[float, float]:
 def bootstrap_interval(
     values: Any, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
 ) -> tuple[float, float]:
-    """The percentile-bootstrap confidence interval of the mean.
+    """The percentile-bootstrap confidence interval of the mean (chapter 09).
 
     Draw ``n_resamples`` samples of n values *with replacement* from the n values, take
     each one's mean, and report the :math:`\\alpha/2` and :math:`1-\\alpha/2` quantiles
@@ -171,7 +171,10 @@ def bootstrap_interval(
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """Mean, standard deviation, standard error and t confidence interval of one result over seeds."""
+    """Mean, standard deviation, standard error and t confidence interval of one result over seeds (chapter 09).
+
+    Usage: ``s = summarise_seeds([0.81, 0.79, 0.83]); s.mean, s.low, s.high``
+    """
 
     n: int
     mean: float
@@ -187,7 +190,7 @@ class SeedSummary:
 
 
 def summarise_seeds(values: Any, confidence: float = 0.95) -> SeedSummary:
-    """Everything to report about one result measured over seeds, in one object.
+    """Everything to report about one result measured over seeds, in one object (chapter 09).
 
     Usage: ``print(summarise_seeds(accuracies))  # 0.910 ± 0.016 (SE 0.007, 95% CI [0.890, 0.930], 5 seeds)``
     """
@@ -202,7 +205,10 @@ def summarise_seeds(values: Any, confidence: float = 0.95) -> SeedSummary:
 
 @dataclass(frozen=True)
 class Difference:
-    """The difference of two recipes' means (a - b), with its standard error, interval and t test."""
+    """The difference of two recipes' means (a - b), with its standard error, interval and t test (chapter 09).
+
+    Usage: ``d = paired_difference(a, b); d.mean, d.low, d.high``
+    """
 
     mean: float
     se: float
@@ -226,7 +232,7 @@ def _difference(mean: float, se: float, df: float, confidence: float) -> Differe
 
 
 def paired_difference(a: Any, b: Any, confidence: float = 0.95) -> Difference:
-    """Compare two recipes run with the *same* seeds: the t interval of the per-seed differences a_i - b_i.
+    """Compare two recipes run with the *same* seeds: the t interval of the per-seed differences a_i - b_i (chapter 09).
 
     Whatever a seed does to both recipes alike (the same labelled subset, the same
     initialisation) cancels in a_i - b_i, so the interval is narrower than the unpaired
@@ -247,7 +253,7 @@ def paired_difference(a: Any, b: Any, confidence: float = 0.95) -> Difference:
 
 
 def unpaired_difference(a: Any, b: Any, confidence: float = 0.95) -> Difference:
-    """Compare two recipes run independently (Welch's t interval): mean(a) - mean(b).
+    """Compare two recipes run independently (Welch's t interval): mean(a) - mean(b) (chapter 09).
 
     :math:`SE=\\sqrt{s_a^2/n_a+s_b^2/n_b}` with the Welch-Satterthwaite degrees of freedom
     :math:`\\nu=SE^4/\\big(\\frac{(s_a^2/n_a)^2}{n_a-1}+\\frac{(s_b^2/n_b)^2}{n_b-1}\\big)`.
@@ -267,7 +273,7 @@ def unpaired_difference(a: Any, b: Any, confidence: float = 0.95) -> Difference:
 
 
 def minimal_detectable_difference(std: float, n: int, confidence: float = 0.95, power: float = 0.8) -> float:
-    """The smallest true difference that ``n`` paired seeds detect with probability ``power``.
+    """The smallest true difference that ``n`` paired seeds detect with probability ``power`` (chapter 09).
 
     For per-seed differences with standard deviation ``std``, a two-sided test at level
     :math:`\\alpha = 1-` ``confidence`` detects a true difference :math:`\\delta` with the

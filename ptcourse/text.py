@@ -57,7 +57,7 @@ _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.", "cf.", "Mr.", "Mrs.", "Dr.", "S
 
 
 def split_sentences(text: str, min_words: int = 4) -> list[str]:
-    """Split ``text`` into sentences (after ., ! or ? followed by a capital or a digit).
+    """Split ``text`` into sentences (after ., ! or ? followed by a capital or a digit) (chapter 06).
 
     Whitespace is collapsed; a split after a common abbreviation ("e.g.", "Mr.") is undone;
     sentences with fewer than ``min_words`` words, or mostly non-words (code, tables), are dropped.
@@ -86,7 +86,7 @@ def _is_prose(sentence: str, min_words: int) -> bool:
 
 @dataclass
 class Corpus:
-    """Documents, each a list of sentences in their original order, and a name.
+    """Documents, each a list of sentences in their original order, and a name (chapter 06).
 
     Usage: ``print(corpus.summary()); corpus.documents[0][:3]``
     """
@@ -118,7 +118,7 @@ class Corpus:
 
 
 def build_corpus(texts: Sequence[str], name: str, min_words: int = 4) -> Corpus:
-    """A :class:`Corpus` from one string per document, split into sentences.
+    """A :class:`Corpus` from one string per document, split into sentences (chapter 06).
 
     Raises ``TypeError`` for a document that is not a string and ``ValueError`` for an
     empty one; documents with text but no sentence of ``min_words`` words are dropped and
@@ -152,7 +152,7 @@ _WIKI_JOINS = ((" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."))
 
 
 def wikitext_documents(lines: Iterable[str]) -> list[str]:
-    """Whole articles from WikiText's raw lines: one string per ``" = Title = "`` heading.
+    """Whole articles from WikiText's raw lines: one string per ``" = Title = "`` heading (chapter 06).
 
     Section headings and blank lines are dropped; WikiText's ``@-@``, ``@,@`` and ``@.@``
     markers become ``-``, ``,`` and ``.`` again. Lines before the first title are ignored.
@@ -212,7 +212,7 @@ def _python_docs_from_source() -> list[str]:
 
 
 def python_docs_texts() -> list[str]:
-    """Python's own English documentation, one string per document (a reference topic or a module).
+    """Python's own English documentation, one string per document (a reference topic or a module) (chapter 06).
 
     Built once from ``pydoc_data.topics`` and the standard library's docstrings (about ten
     seconds), then cached in ``data_dir()/text/`` per Python version.
@@ -252,7 +252,7 @@ def _check_fraction(value: Any, what: str, low: float = 0.0, high: float = 1.0) 
 
 def load_corpus(max_documents: int | None = None, held_out_fraction: float = 0.1, seed: int = 0,
                 source: str = "auto") -> tuple[Corpus, Corpus]:
-    """A training corpus and a held-out corpus of *other* documents.
+    """A training corpus and a held-out corpus of *other* documents (chapter 06).
 
     ``source="auto"`` uses WikiText-103 (raw) when it is cached or the hub answers (its
     ``train`` and ``validation`` splits), else Python's documentation with a one-line
@@ -295,7 +295,7 @@ def _bert_pieces():
 
 
 def count_words(texts: Iterable[str]) -> Counter:
-    """How often each word occurs, after BERT's normalisation (lower case, no accents) and
+    """How often each word occurs, after BERT's normalisation (lower case, no accents) and (chapter 06)
     pre-tokenisation (split on whitespace and punctuation).
 
     Usage: ``counts = count_words(corpus.texts()); counts.most_common(5)``
@@ -325,7 +325,7 @@ def _merge(symbols: list[str], pair: tuple[str, str], new: str) -> list[str]:
 
 def learn_wordpiece_vocab(word_counts: Counter, vocab_size: int, min_frequency: int = 2,
                           max_alphabet: int = 1000) -> list[str]:
-    """A WordPiece vocabulary learned by merging the most frequent pair of adjacent pieces.
+    """A WordPiece vocabulary learned by merging the most frequent pair of adjacent pieces (chapter 06).
 
     Words start as characters, ``"token" -> t ##o ##k ##e ##n``; each step merges the pair
     that occurs most often (ties: the alphabetically first pair), e.g. ``t ##o -> to``,
@@ -381,7 +381,7 @@ def learn_wordpiece_vocab(word_counts: Counter, vocab_size: int, min_frequency: 
 
 
 def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 512):
-    """A ``transformers`` fast tokenizer (``BertTokenizerFast``) for a WordPiece vocabulary.
+    """A ``transformers`` fast tokenizer (``BertTokenizerFast``) for a WordPiece vocabulary (chapter 06).
 
     Lower-cases and strips accents like ``bert-base-uncased``, encodes each word by greedy
     longest match, and writes pairs as ``[CLS] A [SEP] B [SEP]`` with token-type ids 0 / 1.
@@ -406,7 +406,7 @@ def wordpiece_tokenizer(vocab: Sequence[str], model_max_length: int = 512):
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, model_max_length: int = 512):
-    """A BERT-style WordPiece tokenizer trained on ``texts``: :func:`count_words`, then
+    """A BERT-style WordPiece tokenizer trained on ``texts``: :func:`count_words`, then (chapter 06)
     :func:`learn_wordpiece_vocab`, then :func:`wordpiece_tokenizer`.
 
     Special tokens: ``[PAD]`` = 0, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``.
@@ -439,7 +439,7 @@ def _check_ids(input_ids: Any, tokenizer: Any) -> None:
 
 def mask_tokens(input_ids: torch.Tensor, tokenizer: Any, mlm_probability: float = 0.15,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking: choose each non-special token with probability ``mlm_probability``;
+    """BERT's masking: choose each non-special token with probability ``mlm_probability``; (chapter 06)
     of the chosen, 80 % become ``[MASK]``, 10 % a random token, 10 % stay as they are.
 
     Returns ``(masked_input_ids, labels)``: new tensors; ``labels`` holds the original id
@@ -468,7 +468,7 @@ def mask_tokens(input_ids: torch.Tensor, tokenizer: Any, mlm_probability: float 
 
 # ---------------------------------------------------------------- next-sentence prediction pairs
 def make_nsp_pairs(documents: Sequence[Sequence[str]], n_pairs: int, seed: int = 0) -> list[tuple[str, str, int]]:
-    """``n_pairs`` sentence pairs ``(A, B, label)``, half IsNext and half random.
+    """``n_pairs`` sentence pairs ``(A, B, label)``, half IsNext and half random (chapter 06).
 
     A is a sentence with a successor in its document. Label ``IS_NEXT`` (0): B is that
     successor. Label ``NOT_NEXT`` (1): B is a random sentence of another document. This is
@@ -511,7 +511,7 @@ def make_nsp_pairs(documents: Sequence[Sequence[str]], n_pairs: int, seed: int =
 # ---------------------------------------------------------------- dataset and collator
 @dataclass(eq=False)
 class PretrainingDataset(Dataset):
-    """Sentence pairs tokenized as ``[CLS] A [SEP] B [SEP]``, truncated to ``max_len`` tokens.
+    """Sentence pairs tokenized as ``[CLS] A [SEP] B [SEP]``, truncated to ``max_len`` tokens (chapter 06).
 
     Each item is a dict with ``input_ids``, ``token_type_ids`` (0 for A, 1 for B) and
     ``next_sentence_label``; :class:`PretrainingCollator` pads and masks a batch of them.
@@ -553,7 +553,7 @@ class PretrainingDataset(Dataset):
 
 
 class PretrainingCollator:
-    """Pads a list of :class:`PretrainingDataset` items into a batch and masks it with :func:`mask_tokens`.
+    """Pads a list of :class:`PretrainingDataset` items into a batch and masks it with :func:`mask_tokens` (chapter 06).
 
     The batch has ``input_ids``, ``token_type_ids``, ``attention_mask`` (1 = real token),
     ``labels`` (-100 except at the chosen positions) and ``next_sentence_label``: exactly the

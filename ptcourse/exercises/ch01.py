@@ -74,10 +74,12 @@ q1 = Exercise(
 
 # ----------------------------------------------------------------- q2 and q3
 def example_history():
-    """The learning curves of a (made-up but typical) 20-epoch run, as a ``fit``-style DataFrame.
+    """The learning curves of a (made-up but typical) 20-epoch run, as a ``fit``-style DataFrame (chapter 01).
 
     Columns: ``epoch`` (from 1), ``train_loss``, ``val_loss``, ``train_acc`` (accuracy on the
     training set, measured with ``evaluate`` after each epoch) and ``val_acc``.
+
+    Usage: ``history = example_history()``
     """
     import numpy as np
     import pandas as pd

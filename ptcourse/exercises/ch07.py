@@ -24,7 +24,10 @@ __all__ = ["q1", "q2", "q3", "q4", "q5", "tiny_bert"]
 
 
 def tiny_bert(seed: int = 0, num_labels: int = 2):
-    """A very small randomly initialised ``BertForSequenceClassification`` for the checks."""
+    """A very small randomly initialised ``BertForSequenceClassification`` for the checks (chapter 07).
+
+    Usage: ``model = tiny_bert()``
+    """
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 

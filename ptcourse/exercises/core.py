@@ -46,11 +46,14 @@ CheckFn = Callable[[Any], "tuple[bool, str] | bool"]
 
 
 class AnswerError(ValueError):
-    """The answer cannot be checked (wrong type, shape, ...); the message says why."""
+    """The answer cannot be checked (wrong type, shape, ...); the message says why (chapter 01).
+
+    Usage: ``raise AnswerError("give a number, got a str.")``
+    """
 
 
 class Exercise:
-    """One exercise: a name, a title, a check function and progressive hints.
+    """One exercise: a name, a title, a check function and progressive hints (chapter 01).
 
     Usage::
 
@@ -184,9 +187,11 @@ def call_answer(fn: Any, *args: Any, what: str = "your function") -> Any:
 
 
 def to_float(answer: Any, what: str = "your answer") -> float:
-    """Return ``answer`` as a finite float, or raise :class:`AnswerError` saying what was expected.
+    """Return ``answer`` as a finite float, or raise :class:`AnswerError` saying what was expected (chapter 01).
 
     Accepts Python numbers and one-element tensors / arrays; rejects bools and strings.
+
+    Usage: ``value = to_float(answer, "the loss")``
     """
     if isinstance(answer, bool):
         raise AnswerError(f"{what} should be a number, got a bool ({answer}).")
@@ -205,7 +210,10 @@ def to_float(answer: Any, what: str = "your answer") -> float:
 
 
 def to_int(answer: Any, what: str = "your answer") -> int:
-    """Return ``answer`` as an int (a float like ``3.0`` is accepted), else raise :class:`AnswerError`."""
+    """Return ``answer`` as an int (a float like ``3.0`` is accepted), else raise :class:`AnswerError` (chapter 01).
+
+    Usage: ``n = to_int(answer, "the number of steps")``
+    """
     value = to_float(answer, what)
     if value != int(value):
         raise AnswerError(f"{what} should be a whole number, got {value}.")
@@ -213,7 +221,10 @@ def to_int(answer: Any, what: str = "your answer") -> int:
 
 
 def require_type(answer: Any, types: type | tuple[type, ...], what: str = "your answer") -> Any:
-    """Return ``answer`` if it is an instance of ``types``, else raise :class:`AnswerError`."""
+    """Return ``answer`` if it is an instance of ``types``, else raise :class:`AnswerError` (chapter 01).
+
+    Usage: ``require_type(answer, dict, "your groups")``
+    """
     if not isinstance(answer, types):
         names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
         raise AnswerError(f"{what} should be a {names}, got {_describe(answer)}.")
@@ -221,7 +232,10 @@ def require_type(answer: Any, types: type | tuple[type, ...], what: str = "your 
 
 
 def require_shape(answer: Any, shape: Sequence[int | None], what: str = "your answer") -> Any:
-    """Return ``answer`` if its ``.shape`` matches ``shape`` (``None`` matches any size)."""
+    """Return ``answer`` if its ``.shape`` matches ``shape`` (``None`` matches any size) (chapter 01).
+
+    Usage: ``require_shape(answer, (None, 10), "the logits")``
+    """
     actual = getattr(answer, "shape", None)
     if actual is None:
         raise AnswerError(f"{what} should be a tensor or array of shape {tuple(shape)}, got {_describe(answer)}.")
@@ -234,7 +248,10 @@ def require_shape(answer: Any, shape: Sequence[int | None], what: str = "your an
 
 
 def to_numpy(answer: Any, what: str = "your answer"):
-    """Return ``answer`` (tensor, array, list or number) as a float64 numpy array."""
+    """Return ``answer`` (tensor, array, list or number) as a float64 numpy array (chapter 01).
+
+    Usage: ``array = to_numpy(answer, "the weights")``
+    """
     import numpy as np
 
     if hasattr(answer, "detach"):
@@ -246,10 +263,12 @@ def to_numpy(answer: Any, what: str = "your answer"):
 
 
 def close(a: Any, b: Any, tol: float = 1e-6, rel: float = 0.0) -> bool:
-    """True when ``a`` and ``b`` agree within ``tol`` (absolute) or ``rel`` (relative).
+    """True when ``a`` and ``b`` agree within ``tol`` (absolute) or ``rel`` (relative) (chapter 01).
 
     Works for numbers and for tensors / arrays / lists of the same shape
     (then every element must agree). Different shapes are not close.
+
+    Usage: ``close(to_float(answer), expected, tol=1e-4)``
     """
     if isinstance(a, numbers.Real) and isinstance(b, numbers.Real):
         return math.isclose(float(a), float(b), abs_tol=tol, rel_tol=rel)
