@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptcourse.exercises.core import AnswerError, Exercise, close, require_type, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, close, letter_set, require_type, to_float
 
 __all__ = ["PROCEDURES", "q1", "q2", "q3", "q4"]
 
@@ -78,17 +78,7 @@ _WHY = {
 
 
 def _check_q2(answer: Any) -> tuple[bool, str]:
-    if isinstance(answer, str):
-        answer = [c for c in answer.replace(",", " ").split()] if len(answer) > 1 else [answer]
-    if not isinstance(answer, (set, list, tuple, frozenset)):
-        raise AnswerError(f"give a set of letters such as {{'B', 'E'}}, got a {type(answer).__name__}.")
-    letters = set()
-    for item in answer:
-        require_type(item, str, "each letter")
-        letter = item.strip().upper()
-        if letter not in PROCEDURES:
-            raise AnswerError(f"{item!r} is not one of the letters {sorted(PROCEDURES)}.")
-        letters.add(letter)
+    letters = letter_set(answer, PROCEDURES)
     if letters == _HONEST:
         return True, "those keep the test set untouched until the end and pretrain without labels."
     wrong = sorted(letters - _HONEST)

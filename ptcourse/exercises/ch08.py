@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, require_type, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, letter_set, require_type, to_float
 
 __all__ = ["BN_PROCEDURES", "ACC_FINE_TUNE", "ACC_SCRATCH", "q1", "q2", "q3", "q4"]
 
@@ -115,17 +115,7 @@ _WHY = {
 
 
 def _check_q2(answer: Any) -> tuple[bool, str]:
-    if isinstance(answer, str):
-        answer = answer.replace(",", " ").split()
-    if not isinstance(answer, (set, list, tuple, frozenset)):
-        raise AnswerError(f"give a set of letters such as {{'B', 'E'}}, got a {type(answer).__name__}.")
-    letters = set()
-    for item in answer:
-        require_type(item, str, "each letter")
-        letter = item.strip().upper()
-        if letter not in BN_PROCEDURES:
-            raise AnswerError(f"{item!r} is not one of the letters {sorted(BN_PROCEDURES)}.")
-        letters.add(letter)
+    letters = letter_set(answer, BN_PROCEDURES)
     if letters == _FIXED:
         return True, "only eval mode stops the running averages; fit and set_train_mode put frozen modules in it."
     wrong = sorted(letters - _FIXED)

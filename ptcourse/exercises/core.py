@@ -231,6 +231,25 @@ def require_type(answer: Any, types: type | tuple[type, ...], what: str = "your 
     return answer
 
 
+def letter_set(answer: Any, letters: Any) -> set[str]:
+    """The set of letters in ``answer`` (a set, list or tuple, or a string like "B, E"), each one of ``letters`` (chapter 01).
+
+    Usage: ``chosen = letter_set(answer, PROCEDURES)  # {"B", "E"}``
+    """
+    if isinstance(answer, str):
+        answer = answer.replace(",", " ").split()
+    if not isinstance(answer, (set, list, tuple, frozenset)):
+        raise AnswerError(f"give a set of letters such as {{'B', 'E'}}, got a {type(answer).__name__}.")
+    chosen = set()
+    for item in answer:
+        require_type(item, str, "each letter")
+        letter = item.strip().upper()
+        if letter not in letters:
+            raise AnswerError(f"{item!r} is not one of the letters {sorted(letters)}.")
+        chosen.add(letter)
+    return chosen
+
+
 def require_shape(answer: Any, shape: Sequence[int | None], what: str = "your answer") -> Any:
     """Return ``answer`` if its ``.shape`` matches ``shape`` (``None`` matches any size) (chapter 01).
 
