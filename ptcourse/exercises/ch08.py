@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, letter_set, require_type, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, letter_set, to_float
 
 __all__ = ["BN_PROCEDURES", "ACC_FINE_TUNE", "ACC_SCRATCH", "q1", "q2", "q3", "q4"]
 
