@@ -354,19 +354,13 @@ def fit(
     _check_arguments(locals())
     device = as_device(device) if device is not None else get_device()
     optimizer = _optimizer(model, optimizer, lr, scheduler)
-    model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
     autocast, scaler = _mixed_precision(device, amp)
-    net = torch.compile(model, **(compile if isinstance(compile, dict) else {})) if compile else model
+    net = _placed_model(model, device, channels_last, compile)
     run = TrainingRun(net, optimizer, loss_fn, scheduler, grad_accum_steps, max_grad_norm, device, autocast,
                       scaler, channels_last)
     stopper = EarlyStopping(monitor, early_stopping_patience)
     path = check_writable(checkpoint_path) if checkpoint_path is not None else None
-    rows: list[dict[str, float]] = []
-    if resume and path.exists():
-        ckpt = load_checkpoint(path, epochs)
-        restore(ckpt, path, model, optimizer, scheduler, scaler)
-        stopper.load_state_dict(ckpt["early_stopping"])
-        rows = list(ckpt["history"])
+    rows = _resume_point(path, epochs, model, run, stopper) if resume and path.exists() else []
     bar = _progress_bar(progress and not stopper.stopped, train_loader, epochs - len(rows))
     live = LivePlot() if live_plot else None
     try:
@@ -383,20 +377,42 @@ def fit(
                 rows.append(row)
                 _end_of_epoch(run, row, stopper, bar, live, rows, model)
                 if path is not None:
-                    save_checkpoint(
-                        path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        optimizer_class=type(optimizer).__name__, scaler=scaler.state_dict(), rng=rng_state(),
-                        scheduler=scheduler.state_dict() if scheduler is not None else None,
-                        scheduler_class=type(scheduler).__name__ if scheduler is not None else None,
-                        epoch=epoch, history=rows, early_stopping=stopper.state_dict())
+                    _save_resume_point(path, model, run, epoch, rows, stopper)
     finally:
         if bar is not None:
             bar.close()
     stopper.restore_best(model)
     history = pd.DataFrame(rows)
-    history.attrs["best_" + monitor] = stopper.best
-    history.attrs["stopped_early"] = stopper.stopped
+    history.attrs.update({"best_" + monitor: stopper.best, "stopped_early": stopper.stopped})
     return history
+
+
+def _placed_model(model: nn.Module, device: torch.device, channels_last: bool, compile: bool | dict) -> nn.Module:
+    """Move ``model`` to ``device`` (channels-last if asked) and return it, compiled if asked (chapter 01)."""
+    model.to(device, memory_format=torch.channels_last) if channels_last else model.to(device)
+    return torch.compile(model, **(compile if isinstance(compile, dict) else {})) if compile else model
+
+
+def _resume_point(path: Path, epochs: int, model: nn.Module, run: TrainingRun,
+                  stopper: EarlyStopping) -> list[dict[str, float]]:
+    """Load the checkpoint at ``path`` into the model, optimizer, scheduler, scaler and early
+    stopping; return the history so far (chapter 01's checkpointing)."""
+    ckpt = load_checkpoint(path, epochs)
+    restore(ckpt, path, model, run.optimizer, run.scheduler, run.scaler)
+    stopper.load_state_dict(ckpt["early_stopping"])
+    return list(ckpt["history"])
+
+
+def _save_resume_point(path: Path, model: nn.Module, run: TrainingRun, epoch: int, rows: list,
+                       stopper: EarlyStopping) -> None:
+    """Everything an exact resume needs, at the end of an epoch (chapter 01's checkpointing)."""
+    scheduler = run.scheduler
+    save_checkpoint(
+        path, model=model.state_dict(), optimizer=run.optimizer.state_dict(),
+        optimizer_class=type(run.optimizer).__name__, scaler=run.scaler.state_dict(), rng=rng_state(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        scheduler_class=type(scheduler).__name__ if scheduler is not None else None,
+        epoch=epoch, history=rows, early_stopping=stopper.state_dict())
 
 
 def _end_of_epoch(run: TrainingRun, row: dict, stopper: EarlyStopping, bar: Any, live: Any, rows: list,
