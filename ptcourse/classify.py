@@ -93,47 +93,53 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, labels: Any = Non
     return batch
 
 
-def _check_batch_size(batch_size: Any) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
 
 
 class TextBatches:
     """Dict batches of token ids, padded per batch (dynamic padding); optionally length-bucketed (chapter 07).
 
-    ``bucket=True`` sorts the shuffled sentences by length inside windows of 50 batches
-    and then shuffles the batches, so each batch holds sentences of similar length and
-    little padding. ``epoch_size`` repeats a small training set so that one epoch has at
-    least that many sentences. Shuffling uses PyTorch's global RNG (``seed_everything``).
+    ``bucket=True`` sorts the shuffled sentences by length inside windows of ``window``
+    batches and then shuffles the batches, so each batch holds sentences of similar length
+    and little padding. The default window (50 batches, as Hugging Face's
+    ``group_by_length``) pads least; a window of a few batches pads a little more but keeps
+    each batch a mix of sentence kinds where length goes with kind (chapter 07). ``epoch_size`` repeats a small training set (a fresh permutation each
+    time) and cuts the last repeat, so that an epoch has exactly that many sentences — the
+    same number of steps whatever the set's size; a set already that large is used whole.
+    Shuffling uses PyTorch's global RNG (``seed_everything``).
 
     Usage: ``TextBatches(ids, labels, batch_size=32, pad_id=tokenizer.pad_token_id, shuffle=True)``
     """
 
     def __init__(self, ids: Sequence[Sequence[int]], labels: Any, batch_size: int, pad_id: int, *,
-                 shuffle: bool = False, bucket: bool = False, epoch_size: int | None = None) -> None:
+                 shuffle: bool = False, bucket: bool = False, window: int = 50,
+                 epoch_size: int | None = None) -> None:
         if not isinstance(ids, Sequence) or not ids:
             raise ValueError("ids must be a non-empty list of token-id lists (see encode_texts)")
         self.ids = ids
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
         if self.labels is not None and len(self.labels) != len(ids):
             raise ValueError(f"{len(ids)} sentences but {len(self.labels)} labels")
-        self.batch_size, self.pad_id = _check_batch_size(batch_size), int(pad_id)
-        self.shuffle, self.bucket = bool(shuffle), bool(bucket)
-        self.repeats = 1 if epoch_size is None else max(1, math.ceil(epoch_size / len(ids)))
+        self.batch_size, self.pad_id = _positive_int(batch_size, "batch_size"), int(pad_id)
+        self.shuffle, self.bucket, self.window = bool(shuffle), bool(bucket), _positive_int(window, "window")
+        self.size = len(ids) if epoch_size is None else max(len(ids), _positive_int(epoch_size, "epoch_size"))
 
     def __len__(self) -> int:
-        return math.ceil(self.repeats * len(self.ids) / self.batch_size)
+        return math.ceil(self.size / self.batch_size)
 
     def _order(self) -> list[list[int]]:
-        n = len(self.ids)
-        order = torch.arange(n).repeat(self.repeats)
-        if self.shuffle:
-            order = order[torch.randperm(len(order))]
-        order = order.tolist()
+        n, repeats = len(self.ids), math.ceil(self.size / len(self.ids))
+        if self.shuffle:  # every sentence once per repeat, in a fresh order
+            order = torch.cat([torch.randperm(n) for _ in range(repeats)])
+        else:
+            order = torch.arange(n).repeat(repeats)
+        order = order[:self.size].tolist()
         if not self.bucket:
             return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        window = 50 * self.batch_size
+        window = self.window * self.batch_size
         batches = []
         for start in range(0, len(order), window):
             chunk = sorted(order[start:start + window], key=lambda i: len(self.ids[i]))

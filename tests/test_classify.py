@@ -135,9 +135,37 @@ def test_bucketing_reduces_padding():
     assert bucketed < 0.1 < plain < fixed
 
 
-def test_epoch_size_repeats_a_small_training_set():
-    loader = TextBatches([[1, 2]] * 10, [0, 1] * 5, batch_size=4, pad_id=0, epoch_size=35)
-    assert len(loader) == 10 and sum(len(b["labels"]) for b in loader) == 40
+def test_epoch_size_repeats_a_small_training_set_to_exactly_that_size():
+    ids = [[i + 1] * (1 + i % 3) for i in range(10)]
+    torch.manual_seed(0)
+    loader = TextBatches(ids, [0, 1] * 5, batch_size=4, pad_id=0, shuffle=True, epoch_size=35)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 9 and sum(len(b["labels"]) for b in batches) == 35
+    seen = torch.cat([b["input_ids"][:, 0] for b in batches]).tolist()
+    counts = [seen.count(i + 1) for i in range(10)]
+    assert sorted(counts) == [3] * 5 + [4] * 5  # three whole repeats, then 5 of a fourth: no sentence favoured
+    assert len(TextBatches(ids, None, 4, 0, epoch_size=6)) == 3  # a set larger than epoch_size is used whole
+    assert len(TextBatches(ids, None, 4, 0, epoch_size=np.int64(12))) == 3
+
+
+@pytest.mark.parametrize("name", ["epoch_size", "window"])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_epoch_size_and_window_must_be_positive_ints(name, bad):
+    with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+        TextBatches([[1]], None, 4, 0, **{name: bad})
+
+
+def test_a_smaller_bucketing_window_pads_more_and_sorts_only_within_each_window():
+    ids = [[1] * (1 + (7 * i) % 40) for i in range(400)]
+    padding = {}
+    for window in (1, 2, 50):
+        torch.manual_seed(0)
+        loader = TextBatches(ids, None, 8, 0, shuffle=True, bucket=True, window=window)
+        padding[window] = padding_fraction(loader)
+        assert sorted(i for batch in loader._order() for i in batch) == list(range(400))
+    torch.manual_seed(0)
+    unsorted = padding_fraction(TextBatches(ids, None, 8, 0, shuffle=True))
+    assert padding[1] == pytest.approx(unsorted) and unsorted > padding[2] > padding[50]
 
 
 @pytest.mark.parametrize("args, kwargs, message", [
