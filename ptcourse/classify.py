@@ -106,10 +106,12 @@ class TextBatches:
     batches and then shuffles the batches, so each batch holds sentences of similar length
     and little padding. The default window (50 batches, as Hugging Face's
     ``group_by_length``) pads least; a window of a few batches pads a little more but keeps
-    each batch a mix of sentence kinds where length goes with kind (chapter 07). ``epoch_size`` repeats a small training set (a fresh permutation each
-    time) and cuts the last repeat, so that an epoch has exactly that many sentences — the
-    same number of steps whatever the set's size; a set already that large is used whole.
-    Shuffling uses PyTorch's global RNG (``seed_everything``).
+    each batch a mix of sentence kinds where length goes with kind.
+
+    ``epoch_size`` repeats a small training set (a fresh permutation each time) and cuts the
+    last repeat, so that an epoch has exactly that many sentences — the same number of steps
+    whatever the set's size; a set already that large is used whole. Shuffling uses
+    PyTorch's global RNG (``seed_everything``).
 
     Usage: ``TextBatches(ids, labels, batch_size=32, pad_id=tokenizer.pad_token_id, shuffle=True)``
     """
