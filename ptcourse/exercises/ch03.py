@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ptcourse.exercises.core import AnswerError, Exercise, close, letter_set, require_type, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, check_letters, close, require_type, to_float
 
 __all__ = ["PROCEDURES", "q1", "q2", "q3", "q4"]
 
@@ -78,13 +78,9 @@ _WHY = {
 
 
 def _check_q2(answer: Any) -> tuple[bool, str]:
-    letters = letter_set(answer, PROCEDURES)
-    if letters == _HONEST:
-        return True, "those keep the test set untouched until the end and pretrain without labels."
-    wrong = sorted(letters - _HONEST)
-    if wrong:
-        return False, _WHY[wrong[0]] + "."
-    return False, f"you left out {len(_HONEST - letters)} honest procedure(s); every honest one belongs in the set."
+    return check_letters(answer, PROCEDURES, _HONEST, _WHY,
+                         "those keep the test set untouched until the end and pretrain without labels.",
+                         "honest procedure(s); every honest one belongs in the set")
 
 
 q2 = Exercise(

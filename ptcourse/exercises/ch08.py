@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ptcourse.exercises.core import AnswerError, Exercise, call_answer, close, letter_set, to_float
+from ptcourse.exercises.core import AnswerError, Exercise, call_answer, check_letters, close, to_float
 
 __all__ = ["BN_PROCEDURES", "ACC_FINE_TUNE", "ACC_SCRATCH", "q1", "q2", "q3", "q4"]
 
@@ -115,13 +115,9 @@ _WHY = {
 
 
 def _check_q2(answer: Any) -> tuple[bool, str]:
-    letters = letter_set(answer, BN_PROCEDURES)
-    if letters == _FIXED:
-        return True, "only eval mode stops the running averages; fit and set_train_mode put frozen modules in it."
-    wrong = sorted(letters - _FIXED)
-    if wrong:
-        return False, _WHY[wrong[0]] + "."
-    return False, f"you left out {len(_FIXED - letters)} procedure(s) that keep the statistics fixed."
+    return check_letters(answer, BN_PROCEDURES, _FIXED, _WHY,
+                         "only eval mode stops the running averages; fit and set_train_mode put frozen modules in it.",
+                         "procedure(s) that keep the statistics fixed")
 
 
 q2 = Exercise(

@@ -250,6 +250,24 @@ def letter_set(answer: Any, letters: Any) -> set[str]:
     return chosen
 
 
+def check_letters(answer: Any, options: Any, correct: set[str], why: dict[str, str], praise: str,
+                  kind: str) -> tuple[bool, str]:
+    """Verdict on a pick-the-letters answer: right, the first wrong letter's reason, or how many are missing (chapter 01).
+
+    ``why[letter]`` explains a letter that should not be picked; ``kind`` names the right ones
+    in the "you left out" message.
+
+    Usage: ``check_letters(answer, PROCEDURES, {"B", "E"}, WHY, "both keep the test set untouched.", "honest procedure(s)")``
+    """
+    letters = letter_set(answer, options)
+    if letters == correct:
+        return True, praise
+    wrong = sorted(letters - correct)
+    if wrong:
+        return False, why[wrong[0]] + "."
+    return False, f"you left out {len(correct - letters)} {kind}."
+
+
 def require_shape(answer: Any, shape: Sequence[int | None], what: str = "your answer") -> Any:
     """Return ``answer`` if its ``.shape`` matches ``shape`` (``None`` matches any size) (chapter 01).
 
