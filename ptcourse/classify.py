@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ptcourse._checks import positive_int
+
 __all__ = [
     "encode_texts",
     "pad_batch",
@@ -93,11 +95,6 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, labels: Any = Non
     return batch
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
 
 class TextBatches:
     """Dict batches of token ids, padded per batch (dynamic padding); optionally length-bucketed (chapter 07).
@@ -125,9 +122,9 @@ class TextBatches:
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
         if self.labels is not None and len(self.labels) != len(ids):
             raise ValueError(f"{len(ids)} sentences but {len(self.labels)} labels")
-        self.batch_size, self.pad_id = _positive_int(batch_size, "batch_size"), int(pad_id)
-        self.shuffle, self.bucket, self.window = bool(shuffle), bool(bucket), _positive_int(window, "window")
-        self.size = len(ids) if epoch_size is None else max(len(ids), _positive_int(epoch_size, "epoch_size"))
+        self.batch_size, self.pad_id = positive_int(batch_size, "batch_size"), int(pad_id)
+        self.shuffle, self.bucket, self.window = bool(shuffle), bool(bucket), positive_int(window, "window")
+        self.size = len(ids) if epoch_size is None else max(len(ids), positive_int(epoch_size, "epoch_size"))
 
     def __len__(self) -> int:
         return math.ceil(self.size / self.batch_size)

@@ -38,6 +38,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 from torchvision.transforms import v2
 from torchvision.transforms._presets import ImageClassification  # the class behind weights.transforms()
 
+from ptcourse._checks import positive_int
 from ptcourse.hub import notice, reachable, torchvision_weights
 from ptcourse.paths import checkpoint_dir, data_dir
 
@@ -84,7 +85,7 @@ class CourseResNet(ResNet):
 
     def __init__(self, width: int = 64, num_classes: int = 1000, layers: Sequence[int] = (2, 2, 2, 2)) -> None:
         nn.Module.__init__(self)  # ResNet.__init__ fixes the widths; build the same modules ourselves
-        width, num_classes = _positive_int(width, "width"), _positive_int(num_classes, "num_classes")
+        width, num_classes = positive_int(width, "width"), positive_int(num_classes, "num_classes")
         self._norm_layer, self.dilation, self.groups, self.base_width = nn.BatchNorm2d, 1, 1, 64
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
@@ -101,11 +102,6 @@ class CourseResNet(ResNet):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 @dataclass
@@ -160,7 +156,7 @@ def rendered_letters(n_per_class: int, seed: int = 0) -> TensorDataset:
 
     Usage: ``source = rendered_letters(100, seed=0); image, label = source[0]``
     """
-    n = _positive_int(n_per_class, "n_per_class")
+    n = positive_int(n_per_class, "n_per_class")
     gen = torch.Generator().manual_seed(int(seed))
     templates = _letter_templates(32)
     labels = torch.arange(len(LETTERS)).repeat_interleave(n)
@@ -479,7 +475,7 @@ def load_transfer(arch: str = "resnet18", *, online: bool, config: StandinConfig
 
     Usage: ``pretrained, task = load_transfer("resnet50", online=True)``
     """
-    val_per_class = _positive_int(val_per_class, "val_per_class")
+    val_per_class = positive_int(val_per_class, "val_per_class")
     if online:
         task = _pets_task(val_per_class)
         pretrained = imagenet_resnet(arch) if task is not None else None
@@ -607,12 +603,12 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = False, epo
 
     Usage: ``loader = make_loader(train_split, 32, shuffle=True, epoch_size=512, num_workers=2)``
     """
-    batch_size, num_workers = _positive_int(batch_size, "batch_size"), int(num_workers)
+    batch_size, num_workers = positive_int(batch_size, "batch_size"), int(num_workers)
     if len(dataset) == 0:
         raise ValueError("the dataset is empty")
     sampler = None
     if shuffle:
-        size = len(dataset) if epoch_size is None else max(len(dataset), _positive_int(epoch_size, "epoch_size"))
+        size = len(dataset) if epoch_size is None else max(len(dataset), positive_int(epoch_size, "epoch_size"))
         sampler = RandomSampler(dataset, num_samples=size)
     from ptcourse.device import get_device
 
@@ -657,7 +653,7 @@ def input_images_per_second(loader: Any, batches: int = 10) -> float:
 
     Usage: ``input_images_per_second(make_loader(train, 64, shuffle=True, num_workers=2))``
     """
-    batches = _positive_int(batches, "batches")
+    batches = positive_int(batches, "batches")
     it = iter(loader)
     next(it)
     n, start = 0, time.perf_counter()
@@ -692,7 +688,7 @@ def model_images_per_second(model: nn.Module, images: torch.Tensor, *, train: bo
     dtype = amp_dtype(device) if amp == "auto" else (torch.bfloat16 if amp else None)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-9)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for step in range(_positive_int(steps, "steps") + 1):
+    for step in range(positive_int(steps, "steps") + 1):
         if step == 1:
             sync()
             start = time.perf_counter()
